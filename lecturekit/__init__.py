@@ -1,0 +1,12 @@
+"""lecturekit: small, readable helpers for the "Visualizing and Understanding" notebooks.
+
+    import lecturekit as lk
+    bundle = lk.zoo.load()                       # the model in use (see lk.config)
+    img = lk.images.load("chelsea", size=bundle.input_size)
+    with lk.hooks.capture(bundle.model, "relu4") as rec: ...
+"""
+from . import config, hooks, images, plotting, teaching, widgets, zoo
+from .config import pick, quick
+
+__version__ = "0.1.0"
+__all__ = ["config", "hooks", "images", "plotting", "teaching", "widgets", "zoo", "pick", "quick"]

@@ -1,0 +1,77 @@
+"""One place for the switches every notebook reads.
+
+Environment variables (all optional):
+
+``LECTUREKIT_QUICK=1``     quick mode: small sizes and few iterations (CI uses it).
+``LECTUREKIT_OFFLINE=1``   never touch the network; missing weights give a clear message.
+``LECTUREKIT_MODEL=name``  the model the notebooks load (default ``auto``, see ``lecturekit.zoo``).
+``LECTUREKIT_DEVICE=cpu``  force a device (default: cuda, then mps, then cpu).
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+_TRUE = {"1", "true", "yes", "on"}
+
+#: The folder with the shipped teaching weights and sample images.
+DATA_DIR = Path(os.environ.get("LECTUREKIT_DATA", Path(__file__).resolve().parent.parent / "data"))
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def quick() -> bool:
+    """True in quick mode (``LECTUREKIT_QUICK=1``)."""
+    return _flag("LECTUREKIT_QUICK")
+
+
+def pick(full, quick_value):
+    """Every expensive number goes through here: ``steps = pick(200, 10)``."""
+    return quick_value if quick() else full
+
+
+def offline() -> bool:
+    """True when the network must not be used (``LECTUREKIT_OFFLINE=1``)."""
+    return _flag("LECTUREKIT_OFFLINE")
+
+
+def model_name() -> str:
+    """The model the notebooks use, chosen in one place (``LECTUREKIT_MODEL``, default ``auto``)."""
+    return os.environ.get("LECTUREKIT_MODEL", "auto").strip() or "auto"
+
+
+def device() -> torch.device:
+    """``LECTUREKIT_DEVICE`` if set, else cuda, then Apple's mps, then cpu."""
+    forced = os.environ.get("LECTUREKIT_DEVICE", "").strip()
+    if forced:
+        try:
+            return torch.device(forced)
+        except RuntimeError as err:
+            raise ValueError(f"LECTUREKIT_DEVICE={forced!r} is not a device; use cpu, cuda or mps") from err
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed(n: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a seeded ``torch.Generator`` for explicit use."""
+    random.seed(n)
+    np.random.seed(n)
+    torch.manual_seed(n)
+    return torch.Generator().manual_seed(n)
+
+
+def summary() -> str:
+    """One line: mode, network policy, device, model choice."""
+    mode = "quick" if quick() else "full"
+    net = "offline" if offline() else "online allowed"
+    return f"mode: {mode} | network: {net} | device: {device()} | model: {model_name()}"

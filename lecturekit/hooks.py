@@ -1,0 +1,132 @@
+"""Borrow a model's layers for a moment, always give them back.
+
+    with hooks.capture(model, ["conv1", "relu4"], gradients=True) as rec:
+        model(x)[0, target].backward()
+    rec.activations["relu4"], rec.gradients["relu4"]
+
+    acts = hooks.activations(model, x, ["relu2"])      # no_grad, stops after the last layer asked for
+
+Every hook is removed in ``finally``, so an exception inside the ``with`` block leaves
+the model exactly as it was. Gradients are caught with ``tensor.register_hook`` on the
+layer's output inside a forward hook (module backward hooks have known pitfalls).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+import torch
+from torch import nn
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Every addressable layer name of ``model`` (as in ``model.named_modules()``, root excluded)."""
+    return [name for name, _ in model.named_modules() if name]
+
+
+def get_layer(model: nn.Module, name: str) -> nn.Module:
+    """The sub-module called ``name``; an unknown name is an error that lists the valid ones."""
+    __tracebackhide__ = True
+    modules = dict(model.named_modules())
+    if not isinstance(name, str) or not name or name not in modules:
+        raise ValueError(f"{type(model).__name__} has no layer {name!r}. Valid layer names: "
+                         f"{', '.join(layer_names(model))}")
+    return modules[name]
+
+
+def count(model: nn.Module) -> int:
+    """How many hooks of any kind are registered on ``model``'s modules (0 when all are returned)."""
+    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    return sum(len(getattr(m, k, {})) for m in model.modules() for k in kinds)
+
+
+class Recording:
+    """What a ``capture`` saw: ``activations[name]`` and ``gradients[name]`` (tensors)."""
+
+    def __init__(self):
+        self.activations: dict[str, torch.Tensor] = {}
+        self.gradients: dict[str, torch.Tensor] = {}
+
+    def __repr__(self) -> str:
+        shapes = {k: tuple(v.shape) for k, v in self.activations.items()}
+        return f"Recording(activations={shapes}, gradients={list(self.gradients)})"
+
+
+def _as_list(layers) -> list[str]:
+    return [layers] if isinstance(layers, str) else list(layers)
+
+
+@contextmanager
+def capture(model: nn.Module, layers: str | Iterable[str], gradients: bool = False,
+            detach: bool = True) -> Iterator[Recording]:
+    """Record the outputs (and with ``gradients=True`` the output gradients) of named layers.
+
+    ``detach=False`` keeps the recorded activations in the autograd graph, so that an
+    objective can be built from them (gradient ascent on the input).
+    """
+    names = _as_list(layers)
+    modules = [get_layer(model, n) for n in names]        # validate every name before hooking any
+    rec = Recording()
+    handles = []
+
+    def make_hook(name):
+        def hook(module, inputs, output):
+            rec.activations[name] = output.detach() if detach else output
+            if gradients and output.requires_grad:
+                def save_grad(grad):
+                    rec.gradients[name] = grad.detach()
+                output.register_hook(save_grad)
+        return hook
+
+    try:
+        for name, module in zip(names, modules):
+            handles.append(module.register_forward_hook(make_hook(name)))
+        yield rec
+    finally:
+        for h in handles:
+            h.remove()
+
+
+class _Stop(Exception):
+    pass
+
+
+@torch.no_grad()
+def activations(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str]) -> dict[str, torch.Tensor]:
+    """Outputs of the named layers for input ``x``; the forward pass stops once all are seen."""
+    names = _as_list(layers)
+    modules = [get_layer(model, n) for n in names]
+    out: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def make_hook(name):
+        def hook(module, inputs, output):
+            out[name] = output.detach()
+            if len(out) == len(names):
+                raise _Stop
+        return hook
+
+    try:
+        for name, module in zip(names, modules):
+            handles.append(module.register_forward_hook(make_hook(name)))
+        model(x)
+    except _Stop:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: out[n] for n in names}
+
+
+@contextmanager
+def preserved(model: nn.Module) -> Iterator[nn.Module]:
+    """Restore every module's train/eval mode and every parameter's ``requires_grad`` on exit."""
+    modes = {m: m.training for m in model.modules()}
+    flags = {p: p.requires_grad for p in model.parameters()}
+    try:
+        yield model
+    finally:
+        for m, training in modes.items():
+            m.training = training
+        for p, flag in flags.items():
+            p.requires_grad_(flag)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Set-up and go, from nothing, on a Debian/Ubuntu machine with Python 3.11:
+#   bash tasks.sh lab    install everything, then open JupyterLab on notebooks/
+#   bash tasks.sh test   install everything, then run every test (unit tests + every notebook)
+# The virtual environment lives in .venv (override with LECTUREKIT_VENV).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${LECTUREKIT_VENV:-.venv}
+PY="$VENV/bin/python"
+
+install_dataset() {
+  # Fashion-MNIST from Debian, where the system offers it (only retraining the teaching model needs it).
+  [ -d /usr/share/datasets/fashion-mnist ] && return 0
+  command -v apt-get >/dev/null || { echo "note: no apt-get; Fashion-MNIST is only needed to retrain"; return 0; }
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+      echo "note: not root; to retrain the teaching model: sudo apt-get install dataset-fashion-mnist"; return 0; fi
+  fi
+  { $sudo apt-get update -qq && $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
+    || echo "note: dataset-fashion-mnist could not be installed; the notebooks do not need it"
+}
+
+install() {
+  install_dataset
+  [ -x "$PY" ] || python3 -m venv "$VENV"
+  "$PY" -m pip install -q --upgrade pip
+  "$PY" -m pip install -q -e ".[lab,test]"
+}
+
+run_tests() {
+  local empty standins
+  empty=$(mktemp -d) standins=$(mktemp -d)
+  trap 'rm -rf "$empty" "$standins"' EXIT
+  export LECTUREKIT_OFFLINE=1 LECTUREKIT_DEVICE=cpu MPLBACKEND=Agg
+  echo "== unit tests"
+  "$PY" -m pytest -q tests
+  echo "== every notebook, quick mode, embedded teaching model (empty torch cache)"
+  TORCH_HOME="$empty" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+  echo "== every notebook, quick mode, stand-in ImageNet weights (the ImageNet code path)"
+  "$PY" tests/standins.py "$standins" >/dev/null
+  TORCH_HOME="$standins" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+}
+
+case "${1:-}" in
+  lab)  install; shift; exec "$VENV/bin/jupyter" lab notebooks/ "$@" ;;
+  test) install; run_tests ;;
+  *)    echo "usage: bash tasks.sh lab|test" >&2; exit 2 ;;
+esac

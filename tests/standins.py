@@ -1,0 +1,43 @@
+"""Stand-in ImageNet weight files: the real architectures with random values, saved under
+the real file names in a torch cache, so that the ImageNet code path runs offline.
+
+    python tests/standins.py DIR [names]      # then: TORCH_HOME=DIR jupyter ...
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+from torchvision.models import get_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from lecturekit import zoo  # noqa: E402
+
+
+def write_standins(torch_home: Path, names=("squeezenet1_1", "alexnet")) -> list[Path]:
+    """Write random-valued weights for ``names`` into ``torch_home``/hub/checkpoints."""
+    old = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(torch_home)
+    try:
+        paths = []
+        for name in names:
+            torch.manual_seed(0)
+            path = zoo.weights_path(name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(get_model(name, weights=None).state_dict(), path)
+            paths.append(path)
+        return paths
+    finally:
+        if old is None:
+            del os.environ["TORCH_HOME"]
+        else:
+            os.environ["TORCH_HOME"] = old
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    for p in write_standins(Path(sys.argv[1]), sys.argv[2:] or ("squeezenet1_1", "alexnet")):
+        print(p)
