@@ -34,6 +34,14 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
     return modules[name]
 
 
+def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+    """The name and module of the first ``nn.Conv2d`` in ``model`` (its first-layer filters)."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name, module
+    raise ValueError(f"{type(model).__name__} has no Conv2d layer")
+
+
 def count(model: nn.Module) -> int:
     """How many hooks of any kind are registered on ``model``'s modules (0 when all are returned)."""
     kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")

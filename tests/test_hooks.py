@@ -95,3 +95,10 @@ def test_preserved_restores_modes_and_flags_on_error(tiny_cnn):
             raise KeyError("x")
     assert not any(m.training for m in tiny_cnn.modules())
     assert tiny_cnn[0].weight.requires_grad is False and tiny_cnn[0].bias.requires_grad is True
+
+
+def test_first_conv(tiny_cnn):
+    name, conv = hooks.first_conv(nn.Sequential(nn.Identity(), tiny_cnn))
+    assert name == "1.0" and conv is tiny_cnn[0]
+    with pytest.raises(ValueError, match="no Conv2d"):
+        hooks.first_conv(nn.Linear(2, 2))
