@@ -29,17 +29,16 @@ install() {
 }
 
 run_tests() {
-  local empty standins
-  empty=$(mktemp -d) standins=$(mktemp -d)
-  trap 'rm -rf "$empty" "$standins"' EXIT
+  EMPTY_HOME=$(mktemp -d) STANDIN_HOME=$(mktemp -d)
+  trap 'rm -rf "$EMPTY_HOME" "$STANDIN_HOME"' EXIT
   export LECTUREKIT_OFFLINE=1 LECTUREKIT_DEVICE=cpu MPLBACKEND=Agg
   echo "== unit tests"
   "$PY" -m pytest -q tests
   echo "== every notebook, quick mode, embedded teaching model (empty torch cache)"
-  TORCH_HOME="$empty" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+  TORCH_HOME="$EMPTY_HOME" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
   echo "== every notebook, quick mode, stand-in ImageNet weights (the ImageNet code path)"
-  "$PY" tests/standins.py "$standins" >/dev/null
-  TORCH_HOME="$standins" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+  "$PY" tests/standins.py "$STANDIN_HOME" >/dev/null
+  TORCH_HOME="$STANDIN_HOME" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 }
 
 case "${1:-}" in
