@@ -42,7 +42,9 @@ run_tests() {
 }
 
 case "${1:-}" in
-  lab)  install; shift; exec "$VENV/bin/jupyter" lab notebooks/ "$@" ;;
+  lab)  install; shift
+        root=(); [ "$(id -u)" = 0 ] && root=(--allow-root)      # JupyterLab refuses root without it
+        exec "$VENV/bin/jupyter" lab notebooks/ "${root[@]}" "$@" ;;
   test) install; run_tests ;;
   *)    echo "usage: bash tasks.sh lab|test" >&2; exit 2 ;;
 esac

@@ -61,3 +61,31 @@ def test_balanced_sample_takes_each_class_equally():
     labels = torch.arange(10).repeat(30)
     idx = balanced_sample(labels, 5, torch.Generator().manual_seed(0))
     assert torch.bincount(labels[idx]).tolist() == [5] * 10 and len(set(idx.tolist())) == 50
+
+
+def test_accuracy_of_a_constant_model():
+    from lecturekit.train_teaching import accuracy
+
+    class Always3(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.full((x.shape[0],), 3), 10).float()
+    labels = torch.tensor([3, 3, 1, 0, 3, 9, 3, 3])
+    assert accuracy(Always3(), torch.zeros(8, 28, 28, dtype=torch.uint8), labels, batch=3) == 5 / 8
+
+
+def test_missing_dataset_offline_is_a_clear_message(monkeypatch, tmp_path):
+    import pytest
+    monkeypatch.setattr(teaching, "DEBIAN_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        teaching.load_fashion_mnist("test")
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        teaching.load_fashion_mnist("validation")
+
+
+def test_debian_files_when_installed():
+    import pytest
+    if not (teaching.DEBIAN_DIR / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    images, labels = teaching.load_fashion_mnist("test")
+    assert images.shape == (10000, 28, 28) and images.dtype == torch.uint8
+    assert torch.bincount(labels).tolist() == [1000] * 10

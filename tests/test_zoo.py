@@ -150,3 +150,30 @@ def test_cli_download_and_info(monkeypatch, capsys, standin_home):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
     assert "alexnet" in out and "cached" in out and "vgg16" in out and "missing" in out
+
+
+def test_checksum_ok_compares_the_published_prefix(monkeypatch, tmp_path):
+    import hashlib
+    data = b"weights" * 1000
+    prefix = hashlib.sha256(data).hexdigest()[:8]
+    good, bad = tmp_path / f"net-{prefix}.pth", tmp_path / "net-00000000.pth"
+    good.write_bytes(data)
+    bad.write_bytes(data)
+    monkeypatch.setattr(zoo, "weights_path", lambda name: good)
+    assert zoo.checksum_ok("x") is True
+    monkeypatch.setattr(zoo, "weights_path", lambda name: bad)
+    assert zoo.checksum_ok("x") is False
+
+
+def test_reachable_probes_a_local_server_and_never_offline(monkeypatch):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/w.pth"
+    try:
+        assert zoo._reachable(url) is False            # offline mode: not even tried
+        monkeypatch.setenv("LECTUREKIT_OFFLINE", "0")
+        assert zoo._reachable(url, timeout=2) is True
+    finally:
+        server.close()
+    assert zoo._reachable(url, timeout=2) is False
