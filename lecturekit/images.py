@@ -13,8 +13,6 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,20 +32,6 @@ class Sample:
     package: str          # the package whose wheel ships the file
     description: str
     license: str
-
-
-def _skimage(name: str) -> Callable[[], np.ndarray]:
-    def load():
-        import skimage.data
-        return getattr(skimage.data, name)()
-    return load
-
-
-def _sklearn(name: str) -> Callable[[], np.ndarray]:
-    def load():
-        from sklearn.datasets import load_sample_image
-        return load_sample_image(f"{name}.jpg")
-    return load
 
 
 _SAMPLES = {
@@ -72,8 +56,11 @@ def samples() -> dict[str, Sample]:
 
 
 def _sample_array(name: str) -> np.ndarray:
-    pkg = _SAMPLES[name][0]
-    return (_skimage(name) if pkg == "scikit-image" else _sklearn(name))()
+    if _SAMPLES[name][0] == "scikit-image":
+        import skimage.data
+        return getattr(skimage.data, name)()
+    from sklearn.datasets import load_sample_image
+    return load_sample_image(f"{name}.jpg")
 
 
 def from_array(arr: np.ndarray) -> torch.Tensor:
