@@ -5,8 +5,9 @@
     img = lk.images.load("chelsea", size=bundle.input_size)
     with lk.hooks.capture(bundle.model, "relu4") as rec: ...
 """
-from . import config, hooks, images, plotting, teaching, widgets, zoo
+from . import config, features, gallery, hooks, images, plotting, receptive, teaching, widgets, zoo
 from .config import pick, quick
 
 __version__ = "0.1.0"
-__all__ = ["config", "hooks", "images", "plotting", "teaching", "widgets", "zoo", "pick", "quick"]
+__all__ = ["config", "features", "gallery", "hooks", "images", "plotting", "receptive", "teaching", "widgets",
+           "zoo", "pick", "quick"]

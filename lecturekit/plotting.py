@@ -129,3 +129,80 @@ def heatmap(img: torch.Tensor, heat, title: str | None = None, label: str = "val
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def normalize_channels(act: torch.Tensor) -> torch.Tensor:
+    """Per-channel display scaling of activations (C, H, W) -> 0..1, the classic Keras recipe:
+    subtract the channel's mean, divide by its std, map to 0.5 +- 0.25 per std, clip."""
+    a = act.detach().float().cpu()
+    mean = a.mean((-2, -1), keepdim=True)
+    std = a.std((-2, -1), keepdim=True).nan_to_num(0.0)
+    return ((a - mean) / (std + 1e-5) * 0.25 + 0.5).clamp(0, 1)
+
+
+def activation_grid(act: torch.Tensor, channels: Sequence[int] | None = None, ncols: int = 16,
+                    title: str | None = None, size: float = 0.9, normalize: bool = True):
+    """Every channel (or the given ``channels``) of one activation (C, H, W), each scaled on its own."""
+    if act.dim() == 4:
+        act = act[0]
+    if act.dim() != 3:
+        raise ValueError(f"expected an activation of shape (C, H, W), got {tuple(act.shape)}")
+    channels = list(range(act.shape[0])) if channels is None else list(channels)
+    shown = (normalize_channels(act) if normalize else act.detach().float().cpu()).numpy()
+    ncols = min(ncols, len(channels))
+    nrows = math.ceil(len(channels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, c in zip(axes.flat, channels):
+        ax.imshow(shown[c], cmap="viridis", vmin=0 if normalize else None, vmax=1 if normalize else None)
+        ax.set_title(str(c), fontsize=7, pad=1)
+    h, w = act.shape[-2:]
+    fig.suptitle(title or f"{len(channels)} channels of {h}x{w}")
+    fig.tight_layout()
+    return fig
+
+
+def scatter_by_class(points, labels, class_names: Sequence[str], title: str = "", ax=None):
+    """2-D points coloured by class, with a legend."""
+    points = np.asarray(points)
+    labels = np.asarray(labels)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5))
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for c, name in enumerate(class_names):
+        sel = labels == c
+        if sel.any():
+            ax.scatter(points[sel, 0], points[sel, 1], s=10, color=cmap(c % cmap.N), label=name)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, markerscale=1.5, loc="best", framealpha=0.6)
+    return ax.figure
+
+
+def thumbnail_scatter(points, images: torch.Tensor, labels=None, title: str = "", zoom: float = 0.6,
+                      size: float = 8.0, border: int = 2):
+    """Each image drawn as a thumbnail at its 2-D point; a coloured frame shows its class if given."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+    points = np.asarray(points, dtype=float)
+    if len(points) != len(images):
+        raise ValueError(f"{len(points)} points but {len(images)} images")
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.scatter(points[:, 0], points[:, 1], s=0)
+    cmap = plt.get_cmap("tab10")
+    for i, (p, img) in enumerate(zip(points, images)):
+        arr, gray = _to_display(img)
+        if labels is not None:
+            color = np.array(cmap(int(labels[i]) % 10)[:3])
+            rgb = np.repeat(arr[:, :, None], 3, 2) if arr.ndim == 2 else arr
+            framed = np.ones((rgb.shape[0] + 2 * border, rgb.shape[1] + 2 * border, 3)) * color
+            framed[border:-border, border:-border] = rgb
+            arr, gray = framed, None
+        box = OffsetImage(arr, zoom=zoom, cmap=gray)
+        ax.add_artist(AnnotationBbox(box, p, frameon=False))
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -33,6 +33,18 @@ IMAGENET = {
     "resnet18": "ResNet-18, ImageNet (11.7 M parameters)",
 }
 NAMES = ["auto", "teaching", *IMAGENET]
+
+#: Per model: one named layer per stage, shallow to deep (what layer sliders offer), and the
+#: penultimate layer whose (spatially averaged) output is "the feature vector" of an image.
+STAGES = {
+    "teaching": ["relu1", "relu2", "relu3", "relu4"],
+    "squeezenet1_1": ["features.1", "features.4", "features.7", "features.10", "features.12"],
+    "alexnet": ["features.1", "features.4", "features.7", "features.9", "features.11"],
+    "vgg16": ["features.3", "features.8", "features.15", "features.22", "features.29"],
+    "resnet18": ["relu", "layer1", "layer2", "layer3", "layer4"],
+}
+FEATURE_LAYER = {"teaching": "gap", "squeezenet1_1": "features", "alexnet": "classifier.5",
+                 "vgg16": "classifier.4", "resnet18": "avgpool"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -53,6 +65,16 @@ class Bundle:
     description: str
     weights_file: Path | None = None
     info: dict = field(default_factory=dict)
+
+    @property
+    def stages(self) -> list[str]:
+        """One layer name per stage, shallow to deep."""
+        return list(STAGES[self.name])
+
+    @property
+    def feature_layer(self) -> str:
+        """The penultimate layer: its output, averaged over space, is the image's feature vector."""
+        return FEATURE_LAYER[self.name]
 
     @property
     def device(self) -> torch.device:

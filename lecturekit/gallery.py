@@ -1,0 +1,70 @@
+"""Image galleries for the ImageNet models: built offline from the bundled photos, larger online.
+
+    imgs, labels, names = gallery.photo_crops(size=224, per_photo=8)   # offline, labels = source photo
+    imgs, labels, names = gallery.cifar10(n=1000, size=224)            # online (torchvision download)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import config, images
+
+#: Bundled colour photos used for galleries (the grayscale textures are left out).
+PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "china", "flower", "hubble_deep_field", "coins"]
+
+
+def random_crops(img: torch.Tensor, n: int, size: int, gen: torch.Generator,
+                 scale: tuple[float, float] = (0.35, 1.0)) -> torch.Tensor:
+    """``n`` random square crops of ``img`` (1, 3, H, W) covering ``scale`` of its shorter side,
+    each resized to ``size`` and flipped left-right with probability 1/2: (n, 3, size, size)."""
+    h, w = img.shape[-2:]
+    out = []
+    for _ in range(n):
+        s = int(min(h, w) * (scale[0] + (scale[1] - scale[0]) * torch.rand(1, generator=gen).item()))
+        top = int(torch.randint(0, h - s + 1, (1,), generator=gen))
+        left = int(torch.randint(0, w - s + 1, (1,), generator=gen))
+        crop = images.resize(img[..., top:top + s, left:left + s], (size, size))
+        if torch.rand(1, generator=gen).item() < 0.5:
+            crop = crop.flip(-1)
+        out.append(crop[0])
+    return torch.stack(out)
+
+
+def photo_crops(size: int = 224, per_photo: int = 8, seed: int = 0, photos=PHOTOS):
+    """Offline gallery: random crops and flips of the bundled photos.
+    Returns (images (N, 3, size, size), labels (N,) = index of the source photo, photo names)."""
+    gen = torch.Generator().manual_seed(seed)
+    crops = [random_crops(images.load(name), per_photo, size, gen) for name in photos]
+    labels = torch.arange(len(photos)).repeat_interleave(per_photo)
+    return torch.cat(crops), labels, list(photos)
+
+
+def cifar10(n: int = 1000, size: int = 224, root: Path | None = None, seed: int = 0):
+    """Online gallery: ``n`` CIFAR-10 test images (downloaded once by torchvision, 170 MB),
+    upsampled to ``size``. Raises ``RuntimeError`` with the reason when it cannot be had."""
+    if config.offline():
+        raise RuntimeError("the CIFAR-10 gallery needs the network and LECTUREKIT_OFFLINE is set")
+    from torchvision.datasets import CIFAR10
+    root = Path(root or Path(torch.hub.get_dir()).parent / "datasets")
+    try:
+        ds = CIFAR10(str(root), train=False, download=True)
+    except Exception as err:    # network errors come in many types; the message is what matters
+        raise RuntimeError(f"CIFAR-10 could not be downloaded into {root}: {err}") from None
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ds.data), generator=gen)[:n]
+    data = torch.from_numpy(ds.data[idx.numpy()]).permute(0, 3, 1, 2).float() / 255
+    labels = torch.tensor(ds.targets)[idx]
+    return images.resize(data, (size, size)), labels, list(ds.classes)
+
+
+def load(size: int = 224, per_photo: int = 8, online_n: int = 0):
+    """The larger online gallery when ``online_n`` > 0 and it can be had, else the offline one
+    (saying why on screen)."""
+    if online_n > 0:
+        try:
+            return cifar10(online_n, size)
+        except RuntimeError as err:
+            print(f"Using the offline gallery of bundled photos: {err}")
+    return photo_crops(size, per_photo)
