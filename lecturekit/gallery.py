@@ -68,3 +68,15 @@ def load(size: int = 224, per_photo: int = 8, online_n: int = 0):
         except RuntimeError as err:
             print(f"Using the offline gallery of bundled photos: {err}")
     return photo_crops(size, per_photo)
+
+
+def for_model(bundle, n: int | None = None, per_photo: int = 8, online_n: int = 0):
+    """The data set a notebook shows with ``bundle``: the shipped Fashion-MNIST sample for the
+    teaching model (first ``n`` images), a photo gallery at the model's input size otherwise.
+    Returns (images (N, C, S, S) in 0..1, labels (N,), label names)."""
+    if bundle.name == "teaching":
+        from . import teaching
+        imgs, labels = teaching.load_sample()
+        n = len(imgs) if n is None else n
+        return imgs[:n], labels[:n], list(teaching.CLASSES)
+    return load(bundle.input_size, per_photo, online_n)

@@ -42,8 +42,14 @@ def image_grid(imgs: Sequence, titles: Sequence[str] | None = None, ncols: int |
         raise ValueError(f"{len(imgs)} images but {len(titles)} titles")
     ncols = ncols or min(len(imgs), 6)
     nrows = math.ceil(len(imgs) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
-                             squeeze=False)
+    lines = max((t.count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    title_in = 0.2 * lines + 0.1                       # inches above each row for its titles
+    top_in = 0.45 if suptitle else 0.05
+    height = nrows * (size + title_in) + top_in
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, height), squeeze=False)
+    # fixed spacing instead of tight_layout: no extra draw, so widgets redraw fast
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - (top_in + title_in) / height,
+                        wspace=0.06, hspace=title_in / size)
     for ax in axes.flat:
         ax.axis("off")
     for i, img in enumerate(imgs):
@@ -51,10 +57,9 @@ def image_grid(imgs: Sequence, titles: Sequence[str] | None = None, ncols: int |
         ax = axes.flat[i]
         ax.imshow(arr, cmap=cmap or default_cmap)
         if titles is not None:
-            ax.set_title(titles[i], fontsize=10)
+            ax.set_title(titles[i], fontsize=10 if size >= 2 else 8)
     if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
+        fig.suptitle(suptitle, y=1 - 0.08 / height)
     return fig
 
 

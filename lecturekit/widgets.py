@@ -47,7 +47,7 @@ def control(spec, name: str) -> W.ValueWidget:
 def figure_png(fig, dpi: int = 100) -> bytes:
     """Render a figure to PNG bytes and close it (so it is not shown a second time)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})   # fast: widgets redraw often
     plt.close(fig)
     return buf.getvalue()
 

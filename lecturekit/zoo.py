@@ -203,7 +203,8 @@ def prepare(model: nn.Module) -> nn.Module:
     return model
 
 
-def _normalizer(mean, std):
+def normalizer(mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """(preprocess, deprocess) that normalise 0..1 images by per-channel mean and std, and back."""
     mean_t = torch.tensor(mean).view(1, -1, 1, 1)
     std_t = torch.tensor(std).view(1, -1, 1, 1)
 
@@ -247,7 +248,7 @@ def _load_imagenet(name: str) -> Bundle:
     ok = checksum_ok(name)
     check = "checksum matches the published file" if ok else \
         "checksum does NOT match the published file: a stand-in or a damaged download"
-    preprocess, deprocess = _normalizer(IMAGENET_MEAN, IMAGENET_STD)
+    preprocess, deprocess = normalizer()
     size = int(getattr(weights.transforms(), "crop_size", [224])[0])
     return Bundle(name, prepare(model), list(weights.meta["categories"]), preprocess, deprocess, size,
                   f"{IMAGENET[name]}; torchvision weights {weights} ({check})", path,

@@ -116,3 +116,8 @@ def test_bundle_stages_and_feature_layer(teaching):
     assert teaching.stages == ["relu1", "relu2", "relu3", "relu4"] and teaching.feature_layer == "gap"
     for layer in teaching.stages + [teaching.feature_layer]:
         hooks.get_layer(teaching.model, layer)
+
+
+def test_gallery_for_model(teaching):
+    imgs, labels, names = gallery.for_model(teaching, n=30)
+    assert imgs.shape == (30, 1, 28, 28) and names[0] == "T-shirt/top" and labels[:10].tolist() == list(range(10))
