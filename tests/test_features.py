@@ -121,3 +121,12 @@ def test_bundle_stages_and_feature_layer(teaching):
 def test_gallery_for_model(teaching):
     imgs, labels, names = gallery.for_model(teaching, n=30)
     assert imgs.shape == (30, 1, 28, 28) and names[0] == "T-shirt/top" and labels[:10].tolist() == list(range(10))
+
+
+def test_examples_for_model(teaching):
+    imgs, captions = gallery.examples(teaching, n=3)
+    assert imgs.shape == (3, 1, 28, 28) and captions[1].startswith("Trouser")
+    with pytest.raises(ValueError, match="at most 6"):
+        class Fake:
+            name, input_size = "squeezenet1_1", 32
+        gallery.examples(Fake(), n=9)

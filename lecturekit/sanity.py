@@ -1,0 +1,85 @@
+"""Are attribution maps right? Two checks from the literature.
+
+* Model randomisation (Adebayo et al. 2018): re-initialise the weights layer by layer from the
+  top; a map that explains the *model* must change as the model is destroyed. The change is
+  measured with Spearman's rank correlation between the original and the new map.
+* Deletion and insertion (Petsiuk et al. 2018): remove pixels in order of attribution (most
+  important first) and track the target probability; a faithful map makes it fall fast (low
+  area under the deletion curve). Insertion starts from nothing and adds pixels back.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from torch import nn
+
+
+def weight_layers(model: nn.Module) -> list[str]:
+    """Names of the conv and linear layers, from the output back to the input."""
+    return [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))][::-1]
+
+
+def randomized(model: nn.Module, upto: int, seed: int = 0) -> nn.Module:
+    """A copy with the top ``upto`` conv/linear layers re-initialised (cascading randomisation)."""
+    layers = weight_layers(model)
+    if not 0 <= upto <= len(layers):
+        raise ValueError(f"upto must be in 0..{len(layers)} (the model has {len(layers)} conv/linear layers)")
+    clone = copy.deepcopy(model)
+    modules = dict(clone.named_modules())
+    torch.manual_seed(seed)
+    for name in layers[:upto]:
+        modules[name].reset_parameters()
+    clone.requires_grad_(False)
+    return clone.eval()
+
+
+def rank_correlation(a: torch.Tensor, b: torch.Tensor, absolute: bool = True) -> float:
+    """Mean Spearman correlation between maps ``a`` and ``b`` (N, H, W), image by image
+    (of absolute values by default, as Adebayo et al. do)."""
+    if a.shape != b.shape:
+        raise ValueError(f"maps must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    a, b = (a.abs(), b.abs()) if absolute else (a, b)
+    values = []
+    for x, y in zip(a.flatten(1).detach().cpu().numpy(), b.flatten(1).detach().cpu().numpy()):
+        if np.ptp(x) == 0 or np.ptp(y) == 0:            # a constant map has no ranking
+            values.append(0.0)
+        else:
+            values.append(float(spearmanr(x, y).statistic))
+    return float(np.mean(values))
+
+
+@torch.no_grad()
+def deletion_curve(model: nn.Module, x: torch.Tensor, target, heat: torch.Tensor, steps: int = 20,
+                   mode: str = "deletion", baseline: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target probability as pixels are deleted (or inserted) in order of ``heat`` (N, H, W).
+
+    Deletion sets pixels to ``baseline`` (0 = the data mean after normalisation); insertion starts
+    from an all-``baseline`` input and puts pixels back. Returns (fractions (steps+1,), probs (N, steps+1)).
+    """
+    if mode not in ("deletion", "insertion"):
+        raise ValueError(f"mode must be 'deletion' or 'insertion', not {mode!r}")
+    n, c, h, w = x.shape
+    if heat.shape != (n, h, w):
+        raise ValueError(f"heat must be (N, H, W) = {(n, h, w)}, got {tuple(heat.shape)}")
+    t = torch.as_tensor(target).long().flatten().expand(n) if torch.as_tensor(target).numel() == 1 \
+        else torch.as_tensor(target).long()
+    order = heat.flatten(1).argsort(1, descending=True)                 # most important first
+    fractions = torch.linspace(0, 1, steps + 1)
+    probs = torch.zeros(n, steps + 1)
+    base = torch.full_like(x, baseline)
+    for s, f in enumerate(fractions):
+        k = int(round(float(f) * h * w))
+        mask = torch.zeros(n, h * w, dtype=torch.bool)
+        mask.scatter_(1, order[:, :k], True)
+        mask = mask.view(n, 1, h, w)
+        current = torch.where(mask, base, x) if mode == "deletion" else torch.where(mask, x, base)
+        probs[:, s] = model(current).softmax(1)[torch.arange(n), t].cpu()
+    return fractions, probs
+
+
+def auc(fractions: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """Area under each curve (N,), by the trapezoid rule."""
+    return torch.trapezoid(probs, fractions, dim=-1)

@@ -1,0 +1,57 @@
+import pytest
+import torch
+from torch import nn
+
+from lecturekit import sanity as S
+
+
+def test_weight_layers_top_down(teaching):
+    assert S.weight_layers(teaching.model) == ["fc", "conv4", "conv3", "conv2", "conv1"]
+
+
+def test_randomized_cascade(teaching):
+    model = teaching.model
+    x = torch.randn(2, 1, 28, 28)
+    same = S.randomized(model, 0)
+    torch.testing.assert_close(same(x), model(x))
+    top = S.randomized(model, 1)
+    assert not torch.equal(top.fc.weight, model.fc.weight) and torch.equal(top.conv4.weight, model.conv4.weight)
+    all_ = S.randomized(model, 5)
+    assert not torch.equal(all_.conv1.weight, model.conv1.weight)
+    assert not any(p.requires_grad for p in all_.parameters()) and not all_.training
+    with pytest.raises(ValueError, match="upto must be in 0..5"):
+        S.randomized(model, 6)
+
+
+def test_rank_correlation_known_values():
+    a = torch.arange(16.0).view(1, 4, 4)
+    assert S.rank_correlation(a, a * 3 + 1) == pytest.approx(1.0)
+    assert S.rank_correlation(a, -a, absolute=False) == pytest.approx(-1.0)
+    assert S.rank_correlation(a, torch.ones(1, 4, 4)) == 0.0
+    with pytest.raises(ValueError, match="same shape"):
+        S.rank_correlation(a, a[:, :2])
+
+
+def linear_two_class(w):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(w.numel(), 2, bias=False))
+    model[1].weight.data = torch.stack([w.flatten(), torch.zeros(w.numel())])
+    return model.eval()
+
+
+def test_deletion_and_insertion_by_hand():
+    w = torch.tensor([[[4.0, 3.0], [2.0, 1.0]]])            # (1, 2, 2)
+    x = torch.ones(1, 1, 2, 2)
+    model = linear_two_class(w)
+    fr, p = S.deletion_curve(model, x, 0, w, steps=4)
+    assert fr.tolist() == [0, 0.25, 0.5, 0.75, 1.0]
+    # logits [remaining weight sum, 0] -> p = sigmoid(sum)
+    expected = torch.sigmoid(torch.tensor([10.0, 6.0, 3.0, 1.0, 0.0]))
+    torch.testing.assert_close(p[0], expected)
+    fr, q = S.deletion_curve(model, x, 0, w, steps=4, mode="insertion")
+    torch.testing.assert_close(q[0], torch.sigmoid(torch.tensor([0.0, 4.0, 7.0, 9.0, 10.0])))
+    assert S.auc(fr, torch.ones(1, 5)).item() == pytest.approx(1.0)
+    assert S.auc(fr, p).item() < S.auc(fr, q).item()
+    with pytest.raises(ValueError, match="mode"):
+        S.deletion_curve(model, x, 0, w, mode="erase")
+    with pytest.raises(ValueError, match="heat must be"):
+        S.deletion_curve(model, x, 0, w[0])
