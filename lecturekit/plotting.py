@@ -211,3 +211,11 @@ def thumbnail_scatter(points, images: torch.Tensor, labels=None, title: str = ""
     ax.set_yticks([])
     fig.tight_layout()
     return fig
+
+
+def signed_image(grad: torch.Tensor) -> torch.Tensor:
+    """A signed gradient (C, H, W) or (1, C, H, W) for display: zero is mid-grey, the largest
+    magnitude reaches 0 or 1. Gradient images are shown this way in the guided-backprop papers."""
+    g = grad.detach().float().cpu()
+    g = g[0] if g.dim() == 4 else g
+    return (g / (2 * g.abs().max().clamp_min(1e-12)) + 0.5).clamp(0, 1)

@@ -72,6 +72,14 @@ class Bundle:
         return list(STAGES[self.name])
 
     @property
+    def blank(self) -> float:
+        """The model-input value that means "nothing here", for occluding and deleting pixels:
+        black for Fashion-MNIST (its background), the data mean (0 after normalisation) for ImageNet."""
+        if self.name == "teaching":
+            return float(self.preprocess(torch.zeros(1, 1, 1, 1)))
+        return 0.0
+
+    @property
     def feature_layer(self) -> str:
         """The penultimate layer: its output, averaged over space, is the image's feature vector."""
         return FEATURE_LAYER[self.name]

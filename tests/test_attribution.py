@@ -173,3 +173,11 @@ def test_cam_needs_gap_linear():
         A.cam(get_model("squeezenet1_1").eval(), torch.zeros(1, 3, 64, 64), 1)
     feed, fc = A.gap_linear(get_model("resnet18"))
     assert feed == "layer4" and fc.out_features == 1000
+
+
+def test_occlusion_gives_the_memory_layout_back(tiny_cnn):
+    x = torch.randn(1, 3, 8, 8)
+    a = A.occlusion(tiny_cnn, x, 1, patch=2, stride=2)
+    assert all(p.is_contiguous() for p in tiny_cnn.parameters())
+    b = A.occlusion(tiny_cnn, x, 1, patch=2, stride=2, batch_size=3)
+    torch.testing.assert_close(a, b)

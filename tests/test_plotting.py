@@ -44,3 +44,8 @@ def test_heatmap_has_colorbar_and_resizes():
     assert titles[:3] == ["image", "saliency", "overlay"] and len(fig.axes) == 4    # + colorbar
     shown = fig.axes[1].get_images()[0].get_array()
     assert shown.shape == (32, 48) and shown[0, 0] > shown[-1, -1]
+
+
+def test_signed_image_maps_zero_to_grey():
+    g = torch.tensor([[[-2.0, 0.0], [1.0, 2.0]]])
+    torch.testing.assert_close(plotting.signed_image(g), torch.tensor([[[0.0, 0.5], [0.75, 1.0]]]))

@@ -177,3 +177,8 @@ def test_reachable_probes_a_local_server_and_never_offline(monkeypatch):
     finally:
         server.close()
     assert zoo._reachable(url, timeout=2) is False
+
+
+def test_blank_is_black_for_teaching(teaching):
+    assert teaching.blank == pytest.approx(float(teaching.preprocess(torch.zeros(1, 1, 1, 1))))
+    assert float(teaching.deprocess(torch.full((1, 1, 1, 1), teaching.blank))[0, 0]) == pytest.approx(0.0, abs=1e-6)
