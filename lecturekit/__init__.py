@@ -5,9 +5,9 @@
     img = lk.images.load("chelsea", size=bundle.input_size)
     with lk.hooks.capture(bundle.model, "relu4") as rec: ...
 """
-from . import attribution, config, features, gallery, hooks, images, plotting, receptive, sanity, teaching, widgets, zoo
+from . import ascent, attribution, config, features, gallery, hooks, images, plotting, receptive, sanity, teaching, widgets, zoo
 from .config import pick, quick
 
 __version__ = "0.1.0"
-__all__ = ["attribution", "config", "features", "gallery", "hooks", "images", "plotting", "receptive", "sanity", "teaching", "widgets",
+__all__ = ["ascent", "attribution", "config", "features", "gallery", "hooks", "images", "plotting", "receptive", "sanity", "teaching", "widgets",
            "zoo", "pick", "quick"]

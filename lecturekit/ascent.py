@@ -1,0 +1,410 @@
+"""Generate an input by gradient ascent: one loop for class and neuron visualization, fooling
+images, DeepDream and feature inversion (and later texture and style).
+
+The pieces are plain functions, kept apart as in lucid/lucent:
+
+* **what to maximise**: an ``Objective`` (``class_score``, ``channel``, ``neuron``,
+  ``layer_norm`` for DeepDream, ``feature_match`` for inversion), added and scaled like numbers;
+* **how the image is parameterised**: ``Pixels`` (raw 0..1 pixels) or ``Fourier`` (a
+  decorrelated colour, 1/f-scaled spectrum: Olah et al., "Feature Visualization", 2017);
+* **robustness transforms** applied before each forward pass (``jitter``, ``random_scale``);
+* **penalties** added to the loss (``l2``, ``tv``) and **post-step** operations on raw pixels
+  (Yosinski et al. 2015: ``decay``, ``blur_every``, ``zero_small_values``,
+  ``zero_small_contribution``, ``clamp``);
+* **the loop**: ``ascend(...)``, with weights frozen, hooks removed and the model's modes and
+  flags restored even on error; it stops the network after the last layer the objective needs.
+
+    obj = ascent.class_score(3)
+    result = ascent.ascend(model, obj, ascent.Pixels.zeros(1, 3, 64, 64), preprocess, steps=200,
+                           penalties=[ascent.l2(1e-3)], post=[ascent.blur_every(4, 0.5), ascent.clamp()])
+    result.image, result.history, result.snapshots
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import hooks
+
+# ---------------------------------------------------------------- objectives
+
+
+class Objective:
+    """A score to maximise, one value per image: ``fn(acts, logits) -> (N,)``.
+
+    ``layers`` are the activations it reads (recorded by the loop); ``needs_logits`` says
+    whether it reads the model's output (if not, the forward pass stops early)."""
+
+    def __init__(self, fn: Callable, layers: Sequence[str] = (), needs_logits: bool = False, name: str = ""):
+        self.fn, self.layers, self.needs_logits, self.name = fn, tuple(layers), needs_logits, name
+
+    def __call__(self, acts: dict, logits: torch.Tensor | None) -> torch.Tensor:
+        return self.fn(acts, logits)
+
+    def __add__(self, other: "Objective") -> "Objective":
+        return Objective(lambda a, l: self(a, l) + other(a, l), tuple(dict.fromkeys(self.layers + other.layers)),
+                         self.needs_logits or other.needs_logits, f"{self.name} + {other.name}")
+
+    def __mul__(self, k: float) -> "Objective":
+        return Objective(lambda a, l: k * self(a, l), self.layers, self.needs_logits, f"{k} * {self.name}")
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> "Objective":
+        return -1 * self
+
+    def __sub__(self, other: "Objective") -> "Objective":
+        return self + (-other)
+
+    def __repr__(self) -> str:
+        return f"Objective({self.name})"
+
+
+def _index(value: int, size: int, what: str) -> int:
+    if not 0 <= value < size:
+        raise ValueError(f"{what} {value} is out of range: valid values are 0..{size - 1}")
+    return value
+
+
+def class_score(c: int) -> Objective:
+    """The unnormalised score (logit) of class ``c``."""
+    return Objective(lambda a, logits: logits[:, _index(c, logits.shape[1], "class")], needs_logits=True,
+                     name=f"class {c}")
+
+
+def channel(layer: str, c: int) -> Objective:
+    """The mean activation of channel ``c`` of ``layer`` (over all positions)."""
+    def fn(a, _):
+        act = a[layer]
+        return act[:, _index(c, act.shape[1], f"channel of {layer}")].flatten(1).mean(1)
+    return Objective(fn, [layer], name=f"{layer}:{c}")
+
+
+def neuron(layer: str, c: int, position: tuple[int, int] | None = None) -> Objective:
+    """One unit: channel ``c`` of ``layer`` at ``position`` (row, col), by default the centre."""
+    def fn(a, _):
+        act = a[layer]
+        ch = _index(c, act.shape[1], f"channel of {layer}")
+        if act.dim() == 2:
+            return act[:, ch]
+        h, w = act.shape[2:]
+        r, col = position if position is not None else ((h - 1) // 2, (w - 1) // 2)
+        _index(r, h, f"row of {layer}")
+        _index(col, w, f"column of {layer}")
+        return act[:, ch, r, col]
+    return Objective(fn, [layer], name=f"{layer}:{c}@{position or 'centre'}")
+
+
+def layer_norm(layer: str) -> Objective:
+    """DeepDream: the mean squared activation of ``layer``; its gradient is the activation itself."""
+    return Objective(lambda a, _: a[layer].pow(2).flatten(1).mean(1), [layer], name=f"|{layer}|^2")
+
+
+def feature_match(layer: str, target: torch.Tensor) -> Objective:
+    """Inversion: minus the relative squared distance of ``layer``'s activation to ``target``."""
+    target = target.detach()
+
+    def fn(a, _):
+        act = a[layer]
+        if act.shape[1:] != target.shape[1:]:
+            raise ValueError(f"target features {tuple(target.shape)} do not match {layer}'s {tuple(act.shape)}")
+        return -(act - target).pow(2).flatten(1).sum(1) / target.pow(2).flatten(1).sum(1).clamp_min(1e-12)
+    return Objective(fn, [layer], name=f"match {layer}")
+
+
+# ---------------------------------------------------------------- parameterisations
+
+
+class Pixels:
+    """The image itself (N, 3, H, W) in 0..1 is the parameter."""
+
+    def __init__(self, img: torch.Tensor):
+        self.param = img.detach().clone().float().requires_grad_(True)
+
+    @classmethod
+    def zeros(cls, *shape) -> "Pixels":
+        return cls(torch.zeros(*shape))
+
+    @classmethod
+    def grey(cls, *shape) -> "Pixels":
+        return cls(torch.full(shape, 0.5))
+
+    @classmethod
+    def noise(cls, *shape, std: float = 0.1, generator: torch.Generator | None = None) -> "Pixels":
+        return cls((0.5 + std * torch.randn(*shape, generator=generator)).clamp(0, 1))
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.param]
+
+    def image(self) -> torch.Tensor:
+        return self.param
+
+
+# Colour correlation of ImageNet pixels (square root of the covariance), as used by lucid.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+_COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+
+
+class Fourier:
+    """An image prior (Olah et al. 2017): the parameters are a Fourier spectrum scaled by
+    1/frequency (so low frequencies dominate), in decorrelated colour space, squashed into
+    0..1 by a sigmoid. Gradient steps then change the image smoothly rather than pixel by pixel."""
+
+    def __init__(self, n: int, h: int, w: int, sd: float = 0.01, decay: float = 1.0, decorrelate: bool = True,
+                 generator: torch.Generator | None = None):
+        fy = torch.fft.fftfreq(h)[:, None]
+        fx = torch.fft.rfftfreq(w)[None, :]
+        freq = (fx ** 2 + fy ** 2).sqrt()
+        self.scale = 1.0 / freq.clamp_min(1.0 / max(h, w)) ** decay
+        self.scale = self.scale * math.sqrt(h * w) / self.scale.mean() / 8
+        self.spectrum = (sd * torch.randn(n, 3, h, w // 2 + 1, 2, generator=generator)).requires_grad_(True)
+        self.size, self.decorrelate = (h, w), decorrelate
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.spectrum]
+
+    def image(self) -> torch.Tensor:
+        spec = torch.view_as_complex(self.spectrum) * self.scale
+        img = torch.fft.irfft2(spec, s=self.size, norm="ortho")
+        if self.decorrelate:
+            img = torch.einsum("ij,njhw->nihw", _COLOR_SQRT.to(img), img)
+        return torch.sigmoid(img)
+
+
+# ---------------------------------------------------------------- robustness transforms
+
+
+def jitter(pixels: int) -> Callable:
+    """Shift the image by a random offset of up to ``pixels`` in each direction (wrapping round)."""
+    def transform(img, gen):
+        dy, dx = torch.randint(-pixels, pixels + 1, (2,), generator=gen).tolist()
+        return torch.roll(img, shifts=(dy, dx), dims=(2, 3))
+    return transform
+
+
+def random_scale(scales: Sequence[float] = (0.95, 1.0, 1.05)) -> Callable:
+    """Resize by a randomly chosen factor (the model sees the pattern at several sizes)."""
+    def transform(img, gen):
+        s = scales[int(torch.randint(len(scales), (1,), generator=gen))]
+        return img if s == 1 else F.interpolate(img, scale_factor=s, mode="bilinear", align_corners=False)
+    return transform
+
+
+# ---------------------------------------------------------------- penalties (added to the loss)
+
+
+def l2(weight: float) -> Callable:
+    """``weight`` x mean squared model input: the lambda ||I||^2 of Simonyan et al. (input is centred)."""
+    return lambda img, x: weight * x.pow(2).flatten(1).mean(1)
+
+
+def tv(weight: float) -> Callable:
+    """``weight`` x total variation (mean squared difference of neighbouring pixels) of the 0..1 image."""
+    def penalty(img, x):
+        dh = (img[..., 1:, :] - img[..., :-1, :]).pow(2).flatten(1).mean(1)
+        dw = (img[..., :, 1:] - img[..., :, :-1]).pow(2).flatten(1).mean(1)
+        return weight * (dh + dw)
+    return penalty
+
+
+# ---------------------------------------------------------------- post-step operations (raw pixels only)
+
+
+def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) with reflected borders."""
+    if sigma <= 0:
+        return img
+    radius = max(1, int(math.ceil(3 * sigma)))
+    k = torch.exp(-torch.arange(-radius, radius + 1, dtype=img.dtype, device=img.device) ** 2 / (2 * sigma ** 2))
+    k = (k / k.sum()).view(1, 1, 1, -1).repeat(img.shape[1], 1, 1, 1)
+    out = F.conv2d(F.pad(img, (radius, radius, 0, 0), mode="reflect"), k, groups=img.shape[1])
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), k.transpose(2, 3), groups=img.shape[1])
+
+
+def decay(rate: float) -> Callable:
+    """Pull every pixel towards mid-grey by ``rate`` each step (L2 decay, Yosinski et al.)."""
+    return lambda p, step: p.mul_(1 - rate).add_(0.5 * rate)
+
+
+def blur_every(n: int, sigma: float) -> Callable:
+    """A Gaussian blur of width ``sigma`` every ``n`` steps (removes high frequencies)."""
+    def op(p, step):
+        if n > 0 and step % n == 0:
+            p.copy_(gaussian_blur(p, sigma))
+    return op
+
+
+def zero_small_values(percentile: float) -> Callable:
+    """Set to grey the pixels whose distance from grey is below the ``percentile`` (0..100)."""
+    def op(p, step):
+        norm = (p - 0.5).abs().sum(1, keepdim=True)
+        p.copy_(torch.where(norm < torch.quantile(norm.flatten(1), percentile / 100, dim=1).view(-1, 1, 1, 1), 0.5, p))
+    return op
+
+
+def zero_small_contribution(percentile: float) -> Callable:
+    """Set to grey the pixels whose contribution |pixel x gradient| is below the ``percentile``."""
+    def op(p, step):
+        if p.grad is None:
+            return
+        contrib = ((p - 0.5) * p.grad).abs().sum(1, keepdim=True)
+        cut = torch.quantile(contrib.flatten(1), percentile / 100, dim=1).view(-1, 1, 1, 1)
+        p.copy_(torch.where(contrib < cut, 0.5, p))
+    return op
+
+
+def clamp() -> Callable:
+    """Keep pixels in the valid range 0..1."""
+    return lambda p, step: p.clamp_(0, 1)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+class _Stop(Exception):
+    pass
+
+
+def forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], needs_logits: bool):
+    """Activations of ``layers`` (kept in the graph) and the logits; without ``needs_logits`` the
+    forward pass stops after the last layer needed (the logits are then None)."""
+    modules = [hooks.get_layer(model, n) for n in layers]
+    acts: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def make(name):
+        def hook(module, inputs, output):
+            acts[name] = output
+            if not needs_logits and len(acts) == len(layers):
+                raise _Stop
+        return hook
+
+    logits = None
+    try:
+        for name, module in zip(layers, modules):
+            handles.append(module.register_forward_hook(make(name)))
+        logits = model(x)
+    except _Stop:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return acts, logits
+
+
+@dataclass
+class Result:
+    image: torch.Tensor                          # (N, 3, H, W) in 0..1, detached
+    history: list[float]                         # objective (mean over images) before each step
+    snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    steps: int = 0                               # steps taken (fewer than asked if ``until`` stopped it)
+
+
+def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable | None = None, steps: int = 100,
+           lr: float = 0.05, optimizer: str = "adam", transforms: Sequence[Callable] = (),
+           penalties: Sequence[Callable] = (), post: Sequence[Callable] = (), normalize_grad: bool = False,
+           snapshot_every: int = 0, until: Callable | None = None, seed: int = 0, progress: bool = True) -> Result:
+    """Maximise ``objective`` over the image made by ``param``, with the weights frozen.
+
+    Each step: image -> ``transforms`` -> ``preprocess`` -> model; loss = -objective + penalties;
+    one optimiser step (Adam or plain SGD; ``normalize_grad`` divides the gradient by its mean
+    absolute value, as DeepDream does); then the ``post`` operations on raw pixels. ``until(logits)``
+    may stop early (e.g. once a fooling image is classified as the target).
+    """
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', not {optimizer!r}")
+    layers = list(objective.layers)
+    for name in layers:
+        hooks.get_layer(model, name)                       # bad names fail before any work
+    gen = torch.Generator().manual_seed(seed)
+    params = param.parameters()
+    opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
+    device = next(model.parameters()).device
+    history, snapshots, taken = [], [], 0
+    with hooks.preserved(model):
+        model.eval()
+        model.requires_grad_(False)
+        for step in tqdm(range(steps), desc=objective.name or "ascent", disable=not progress or steps < 50,
+                         leave=False):
+            opt.zero_grad(set_to_none=True)
+            img = param.image()
+            seen = img
+            for t in transforms:
+                seen = t(seen, gen)
+            x = preprocess(seen.to(device)) if preprocess else seen.to(device)
+            acts, logits = forward(model, x, layers, objective.needs_logits or until is not None)
+            score = objective(acts, logits)
+            loss = -score.sum()
+            for pen in penalties:
+                loss = loss + pen(img, x).sum()
+            history.append(score.mean().item())
+            if snapshot_every and step % snapshot_every == 0:
+                snapshots.append((step, img.detach().clone()))
+            if until is not None and bool(until(logits)):
+                break
+            loss.backward()
+            if normalize_grad:
+                for p in params:
+                    p.grad /= p.grad.abs().mean().clamp_min(1e-12)
+            opt.step()
+            taken += 1
+            if post:
+                if not isinstance(param, Pixels):
+                    raise ValueError("post-step operations act on raw pixels; use Pixels, not "
+                                     f"{type(param).__name__}")
+                with torch.no_grad():
+                    for op in post:
+                        op(param.param, step)
+    image = param.image().detach().clone()
+    if snapshot_every:
+        snapshots.append((taken, image))
+    return Result(image, history, snapshots, taken)
+
+
+# ---------------------------------------------------------------- ready-made uses
+
+
+def fgsm(model: nn.Module, img: torch.Tensor, labels: torch.Tensor, eps: float,
+         preprocess: Callable | None = None) -> torch.Tensor:
+    """Fast gradient sign method (Goodfellow et al. 2015): one step of size ``eps`` (in 0..1 pixel
+    units) up the sign of the loss gradient, clipped to 0..1."""
+    with hooks.preserved(model):
+        model.eval()
+        img = img.detach().clone().requires_grad_(True)
+        x = preprocess(img) if preprocess else img
+        loss = F.cross_entropy(model(x), labels.to(x.device))
+        grad, = torch.autograd.grad(loss, img)
+    return (img + eps * grad.sign()).clamp(0, 1).detach()
+
+
+def deepdream(model: nn.Module, img: torch.Tensor, layer: str, preprocess: Callable | None = None,
+              octaves: int = 3, octave_scale: float = 1.4, steps: int = 10, lr: float = 0.01,
+              jitter_px: int = 8, progress: bool = True) -> torch.Tensor:
+    """DeepDream (Mordvintsev et al. 2015): maximise the L2 norm of ``layer`` with L1-normalised
+    gradient steps, jitter and clipping, from the smallest octave up; details found at one scale
+    are carried to the next."""
+    h, w = img.shape[-2:]
+    sizes = [(max(8, round(h / octave_scale ** k)), max(8, round(w / octave_scale ** k)))
+             for k in range(octaves - 1, -1, -1)]
+    base = [F.interpolate(img, size=s, mode="bilinear", align_corners=False, antialias=True) for s in sizes]
+    detail = torch.zeros_like(base[0])
+    for octave, (size, start) in enumerate(zip(sizes, base)):
+        detail = F.interpolate(detail, size=size, mode="bilinear", align_corners=False)
+        param = Pixels((start + detail).clamp(0, 1))
+        result = ascend(model, layer_norm(layer), param, preprocess, steps=steps, lr=lr, optimizer="sgd",
+                        transforms=[jitter(jitter_px)], normalize_grad=True, post=[clamp()],
+                        seed=octave, progress=progress)
+        detail = result.image - start
+    return (base[-1] + detail).clamp(0, 1)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB between two 0..1 images."""
+    mse = (a.detach() - b.detach()).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10 * math.log10(1 / mse)
