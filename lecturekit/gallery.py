@@ -12,7 +12,7 @@ import torch
 from . import config, images
 
 #: Bundled colour photos used for galleries (the grayscale textures are left out).
-PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "china", "flower", "hubble_deep_field", "coins"]
+PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "china", "flower", "hubble_deep_field"]
 
 
 def random_crops(img: torch.Tensor, n: int, size: int, gen: torch.Generator,
