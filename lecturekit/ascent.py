@@ -313,45 +313,72 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
     """Maximise ``objective`` over the image made by ``param``, with the weights frozen.
 
     Each step: image -> ``transforms`` -> ``preprocess`` -> model; loss = -objective + penalties;
-    one optimiser step (Adam or plain SGD; ``normalize_grad`` divides the gradient by its mean
-    absolute value, as DeepDream does); then the ``post`` operations on raw pixels. ``until(logits)``
-    may stop early (e.g. once a fooling image is classified as the target).
+    one optimiser step (Adam or plain SGD; with ``"lbfgs"`` one L-BFGS run of at most ``steps``
+    evaluations, each counted as a step; ``normalize_grad`` divides the
+    gradient by its mean absolute value, as DeepDream does); then the ``post`` operations on raw
+    pixels. ``until(logits)`` may stop early (e.g. once a fooling image is classified as the target).
     """
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', not {optimizer!r}")
+    if optimizer not in ("adam", "sgd", "lbfgs"):
+        raise ValueError(f"optimizer must be 'adam', 'sgd' or 'lbfgs', not {optimizer!r}")
+    if optimizer == "lbfgs" and (until is not None or post):
+        raise ValueError("until= and post-step operations work with 'adam' and 'sgd' only: L-BFGS keeps a "
+                         "model of the curvature that changing the pixels between steps would break")
     layers = list(objective.layers)
     for name in layers:
         hooks.get_layer(model, name)                       # bad names fail before any work
     gen = torch.Generator().manual_seed(seed)
     params = param.parameters()
-    opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr)
+    else:                                                  # L-BFGS with a line search, no early stop
+        opt = torch.optim.LBFGS(params, lr=lr, max_iter=steps, max_eval=steps, history_size=20,
+                                line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
     device = next(model.parameters()).device
     history, snapshots, taken = [], [], 0
+    seen_now: dict = {}
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        img = param.image()
+        seen = img
+        for t in transforms:
+            seen = t(seen, gen)
+        x = preprocess(seen.to(device)) if preprocess else seen.to(device)
+        acts, logits = forward(model, x, layers, objective.needs_logits or until is not None)
+        score = objective(acts, logits)
+        loss = -score.sum()
+        for pen in penalties:
+            loss = loss + pen(img, x).sum()
+        seen_now.update(score=score.mean().item(), logits=logits, img=img.detach())
+        if optimizer == "lbfgs":                           # every evaluation counts as a step
+            history.append(seen_now["score"])
+            if snapshot_every and (len(history) - 1) % snapshot_every == 0:
+                snapshots.append((len(history) - 1, img.detach().clone()))
+        if until is not None and bool(until(logits)):
+            seen_now["done"] = True
+            return loss
+        loss.backward()
+        if normalize_grad:
+            for p in params:
+                p.grad /= p.grad.abs().mean().clamp_min(1e-12)
+        return loss
+
     with hooks.preserved(model):
         model.eval()
         model.requires_grad_(False)
-        for step in tqdm(range(steps), desc=objective.name or "ascent", disable=not progress or steps < 50,
-                         leave=False):
-            opt.zero_grad(set_to_none=True)
-            img = param.image()
-            seen = img
-            for t in transforms:
-                seen = t(seen, gen)
-            x = preprocess(seen.to(device)) if preprocess else seen.to(device)
-            acts, logits = forward(model, x, layers, objective.needs_logits or until is not None)
-            score = objective(acts, logits)
-            loss = -score.sum()
-            for pen in penalties:
-                loss = loss + pen(img, x).sum()
-            history.append(score.mean().item())
+        if optimizer == "lbfgs":                           # one call: at most ``steps`` evaluations
+            opt.step(closure)
+            taken = len(history)
+        for step in tqdm(range(steps if optimizer != "lbfgs" else 0), desc=objective.name or "ascent",
+                         disable=not progress or steps < 50, leave=False):
+            closure()
+            history.append(seen_now["score"])
             if snapshot_every and step % snapshot_every == 0:
-                snapshots.append((step, img.detach().clone()))
-            if until is not None and bool(until(logits)):
+                snapshots.append((step, seen_now["img"].clone()))
+            if seen_now.get("done"):
                 break
-            loss.backward()
-            if normalize_grad:
-                for p in params:
-                    p.grad /= p.grad.abs().mean().clamp_min(1e-12)
             opt.step()
             taken += 1
             if post:
