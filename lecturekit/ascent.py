@@ -267,35 +267,10 @@ def clamp() -> Callable:
 # ---------------------------------------------------------------- the loop
 
 
-class _Stop(Exception):
-    pass
-
-
 def forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], needs_logits: bool):
     """Activations of ``layers`` (kept in the graph) and the logits; without ``needs_logits`` the
     forward pass stops after the last layer needed (the logits are then None)."""
-    modules = [hooks.get_layer(model, n) for n in layers]
-    acts: dict[str, torch.Tensor] = {}
-    handles = []
-
-    def make(name):
-        def hook(module, inputs, output):
-            acts[name] = output
-            if not needs_logits and len(acts) == len(layers):
-                raise _Stop
-        return hook
-
-    logits = None
-    try:
-        for name, module in zip(layers, modules):
-            handles.append(module.register_forward_hook(make(name)))
-        logits = model(x)
-    except _Stop:
-        pass
-    finally:
-        for h in handles:
-            h.remove()
-    return acts, logits
+    return hooks.run(model, x, list(layers), stop=not needs_logits, detach=False)
 
 
 @dataclass

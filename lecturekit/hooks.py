@@ -99,9 +99,13 @@ class _Stop(Exception):
     pass
 
 
-@torch.no_grad()
-def activations(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str]) -> dict[str, torch.Tensor]:
-    """Outputs of the named layers for input ``x``; the forward pass stops once all are seen."""
+def run(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str], stop: bool = True,
+        detach: bool = True) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """One forward pass recording the named layers' outputs: (activations, model output).
+
+    With ``stop`` the pass ends as soon as every named layer has run (the output is then None),
+    so nothing after the deepest layer asked for is computed. ``detach=False`` keeps the
+    activations in the autograd graph (for objectives built from them)."""
     names = _as_list(layers)
     modules = [get_layer(model, n) for n in names]
     out: dict[str, torch.Tensor] = {}
@@ -109,21 +113,28 @@ def activations(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str]) 
 
     def make_hook(name):
         def hook(module, inputs, output):
-            out[name] = output.detach()
-            if len(out) == len(names):
+            out[name] = output.detach() if detach else output
+            if stop and len(out) == len(names):
                 raise _Stop
         return hook
 
+    result = None
     try:
         for name, module in zip(names, modules):
             handles.append(module.register_forward_hook(make_hook(name)))
-        model(x)
+        result = model(x)
     except _Stop:
         pass
     finally:
         for h in handles:
             h.remove()
-    return {n: out[n] for n in names}
+    return {n: out[n] for n in names}, result
+
+
+@torch.no_grad()
+def activations(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str]) -> dict[str, torch.Tensor]:
+    """Outputs of the named layers for input ``x``; the forward pass stops once all are seen."""
+    return run(model, x, layers)[0]
 
 
 @contextmanager

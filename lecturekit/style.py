@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from . import ascent, config, zoo
+from . import ascent, config, hooks, zoo
 
 #: VGG-16 ``features`` indices by their usual names.
 VGG16_NAMES = ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
@@ -51,8 +51,7 @@ def feature_net(source: str = "auto", last: str = "relu4_1", seed: int = 0) -> F
     if last not in VGG16_NAMES:
         raise ValueError(f"unknown VGG-16 layer {last!r}. Valid: {', '.join(VGG16_NAMES)}")
     if source == "auto":
-        weights_here = zoo.is_cached("vgg16") or zoo._reachable(zoo._weights("vgg16").url)
-        source = "vgg16" if weights_here else "vgg16-random"
+        source = "vgg16" if zoo.obtainable("vgg16") else "vgg16-random"
         if source == "vgg16-random":
             print("Style features: VGG-16 with fixed random weights (ImageNet VGG-16 weights are not here; "
                   "online, run: python -m lecturekit download vgg16)")
@@ -93,7 +92,6 @@ def gram_match(layer: str, target: torch.Tensor) -> ascent.Objective:
 def style_targets(net: FeatureNet, style_imgs: Sequence[torch.Tensor], layers: Sequence[str],
                   mix: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
     """Gram targets of one style image, or a weighted mix of several (weights ``mix``)."""
-    from . import hooks
     mix = [1.0] * len(style_imgs) if mix is None else list(mix)
     if len(mix) != len(style_imgs):
         raise ValueError(f"{len(style_imgs)} style images but {len(mix)} mix weights")
@@ -111,7 +109,6 @@ def style_objective(net: FeatureNet, style_imgs, layers: Sequence[str] = STYLE_L
                     content_img: torch.Tensor | None = None, content_layer: str = CONTENT_LAYER,
                     content_weight: float = 1.0, style_weight: float = 1.0) -> ascent.Objective:
     """content_weight x (feature match at ``content_layer``) + style_weight x mean Gram match over ``layers``."""
-    from . import hooks
     if isinstance(style_imgs, torch.Tensor):
         style_imgs = [style_imgs]
     targets = style_targets(net, style_imgs, layers, mix)

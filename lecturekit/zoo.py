@@ -129,6 +129,11 @@ def is_cached(name: str) -> bool:
     return weights_path(name).is_file()
 
 
+def obtainable(name: str) -> bool:
+    """Are ``name``'s weights cached, or can they be downloaded now? (never probes when offline)"""
+    return is_cached(name) or _reachable(_weights(name).url)
+
+
 def _check_imagenet(name: str) -> None:
     if name not in IMAGENET:
         raise ValueError(f"{name!r} is not an ImageNet model of the zoo. Valid: {', '.join(IMAGENET)}")
@@ -274,7 +279,7 @@ def load(name: str | None = None, device: torch.device | str | None = None) -> B
     _check_name(name)
     if name == "auto":
         target = "squeezenet1_1"
-        if is_cached(target) or _reachable(_weights(target).url):
+        if obtainable(target):
             bundle = _load_imagenet(target)
         else:
             bundle = _load_teaching()

@@ -102,3 +102,13 @@ def test_first_conv(tiny_cnn):
     assert name == "1.0" and conv is tiny_cnn[0]
     with pytest.raises(ValueError, match="no Conv2d"):
         hooks.first_conv(nn.Linear(2, 2))
+
+
+def test_run_keeps_graph_or_output_on_request(tiny_cnn):
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    acts, out = hooks.run(tiny_cnn, x, "1", stop=False, detach=False)
+    torch.testing.assert_close(out, tiny_cnn(x))
+    acts["1"].sum().backward()
+    assert x.grad is not None and hooks.count(tiny_cnn) == 0
+    acts, out = hooks.run(tiny_cnn, x, "1")
+    assert out is None and not acts["1"].requires_grad

@@ -182,3 +182,10 @@ def test_reachable_probes_a_local_server_and_never_offline(monkeypatch):
 def test_blank_is_black_for_teaching(teaching):
     assert teaching.blank == pytest.approx(float(teaching.preprocess(torch.zeros(1, 1, 1, 1))))
     assert float(teaching.deprocess(torch.full((1, 1, 1, 1), teaching.blank))[0, 0]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_obtainable_offline_only_when_cached(monkeypatch, standin_home):
+    _no_network(monkeypatch)
+    assert not zoo.obtainable("alexnet")
+    monkeypatch.setenv("TORCH_HOME", str(standin_home))
+    assert zoo.obtainable("alexnet") and not zoo.obtainable("vgg16")
