@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import config, zoo
+from . import config, paintings, zoo
 
 #: The ImageNet models the notebooks use (prefetched by Binder's postBuild).
 NOTEBOOK_MODELS = list(zoo.IMAGENET)
@@ -14,7 +14,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lecturekit")
     sub = parser.add_subparsers(dest="command", required=True)
     dl = sub.add_parser("download", help="fetch ImageNet weights into the torch hub cache")
-    dl.add_argument("names", nargs="*", help=f"models (default: all the notebooks use: {', '.join(NOTEBOOK_MODELS)})")
+    dl.add_argument("names", nargs="*", help=f"models, or 'paintings' for the style images (default: all "
+                    f"the notebooks use: {', '.join(NOTEBOOK_MODELS)}, paintings)")
     sub.add_parser("info", help="settings and which weights are cached")
     args = parser.parse_args(argv)
 
@@ -23,15 +24,26 @@ def main(argv=None) -> int:
         for name in zoo.IMAGENET:
             state = "cached" if zoo.is_cached(name) else "missing"
             print(f"  {name:14s} {state:7s} {zoo.weights_path(name)} ({zoo.weights_size_mb(name):.0f} MB)")
+        for name in paintings.PAINTINGS:
+            state = "cached" if paintings.path(name).is_file() else "missing"
+            print(f"  {name:14s} {state:7s} {paintings.path(name)}")
         return 0
 
-    names = args.names or NOTEBOOK_MODELS
-    bad = [n for n in names if n not in zoo.IMAGENET]
+    names = args.names or [*NOTEBOOK_MODELS, "paintings"]
+    bad = [n for n in names if n not in zoo.IMAGENET and n != "paintings"]
     if bad:
-        print(f"Unknown model(s): {', '.join(bad)}. Valid: {', '.join(zoo.IMAGENET)}", file=sys.stderr)
+        print(f"Unknown model(s): {', '.join(bad)}. Valid: {', '.join(zoo.IMAGENET)}, paintings", file=sys.stderr)
         return 2
     failed = 0
     for name in names:
+        if name == "paintings":
+            for painting in paintings.PAINTINGS:
+                try:
+                    print(f"{painting}: {paintings.fetch(painting)}")
+                except paintings.PaintingUnavailable as err:
+                    print(err, file=sys.stderr)
+                    failed += 1
+            continue
         try:
             path = zoo.download(name)
             print(f"{name}: {path}")

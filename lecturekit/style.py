@@ -4,22 +4,25 @@
     result = style.transfer(net, content_img, style_img, steps=200)
     texture = style.synthesize(net, style_img, size=128, steps=200)
 
-The feature network is ImageNet VGG-16 when its weights are here (or can be downloaded), and
-otherwise the same architecture with fixed random weights: random convolutional filters are
-known to keep enough texture statistics for synthesis (Ustyuzhaninov et al. 2017), and
-``benchmarks/style.py`` measures this choice against the teaching model. Which one is in use
-is printed and stored in ``net.description``.
+The feature network is ImageNet VGG-16 when its weights are here (or can be downloaded).
+Offline it is a one-layer network of fixed random filters at six sizes, 3 to 23 pixels
+(Ustyuzhaninov et al. 2017), chosen by measurement: synthesising a 16-pixel checkerboard, its
+larger filters bring back the period (autocorrelation at half a period -0.75, as in the
+exemplar's -1), where VGG-16 with random weights reaches only -0.34 at any depth
+(``benchmarks/style.py`` repeats the comparison). Which one is in use is printed and stored in
+``net.description``; ``net.style_layers``, ``net.content_layer`` and ``net.depths`` name its
+layers from small to large structures.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from . import ascent, config, hooks, zoo
+from . import ascent, config, hooks, images, zoo
 
 #: VGG-16 ``features`` indices by their usual names.
 VGG16_NAMES = ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
@@ -29,32 +32,84 @@ VGG16_NAMES = ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
                "conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "pool5"]
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 CONTENT_LAYER = "relu3_2"
+VGG_DEPTHS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+#: Filter sizes of the offline multi-scale random network.
+RANDOM_SIZES = (3, 5, 7, 11, 15, 23)
+SOURCES = ("auto", "vgg16", "random-multiscale", "vgg16-random")
 
 
 @dataclass
 class FeatureNet:
-    model: nn.Sequential                               # named VGG layers, up to the last one needed
+    model: nn.Module                                   # named layers, up to the last one needed
     preprocess: Callable[[torch.Tensor], torch.Tensor]
     description: str
     pretrained: bool
+    style_layers: list[str] = field(default_factory=lambda: list(STYLE_LAYERS))
+    content_layer: str = CONTENT_LAYER
+    depths: list[str] = field(default_factory=lambda: list(VGG_DEPTHS))   # small -> large structures
+
+    def layers_up_to(self, depth: str) -> list[str]:
+        """The style layers from the first one to ``depth`` (for a depth slider)."""
+        if depth not in self.depths:
+            raise ValueError(f"unknown depth {depth!r}. Valid: {', '.join(self.depths)}")
+        return self.depths[:self.depths.index(depth) + 1]
 
 
-def feature_net(source: str = "auto", last: str = "relu4_1", seed: int = 0) -> FeatureNet:
-    """VGG-16 ``features`` up to layer ``last``, with the layers named ``conv1_1`` ... ``relu5_3``.
+class MultiScaleRandom(nn.Module):
+    """One layer of fixed random filters at several sizes, each followed by a ReLU: layers
+    ``conv3``/``relu3`` ... ``conv23``/``relu23``. Filters have zero mean and unit norm; reflection
+    padding keeps every map at the input size. The forward pass returns the input unchanged
+    (only the hooked layer outputs matter)."""
 
-    ``source``: ``"vgg16"`` (ImageNet weights; downloaded when online), ``"vgg16-random"``
-    (the architecture with seeded random weights, always available) or ``"auto"`` (the first
-    when its weights are cached or downloadable, else the second, saying so).
+    def __init__(self, sizes: Sequence[int] = RANDOM_SIZES, filters: int = 128, seed: int = 0):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.sizes = tuple(sizes)
+        for k in self.sizes:
+            conv = nn.Conv2d(3, filters, k, padding=k // 2, padding_mode="reflect", bias=False)
+            w = torch.randn(filters, 3, k, k, generator=gen)
+            w = w - w.mean((1, 2, 3), keepdim=True)
+            conv.weight.data = w / w.flatten(1).norm(dim=1)[:, None, None, None]
+            self.add_module(f"conv{k}", conv)
+            self.add_module(f"relu{k}", nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for k in self.sizes:
+            getattr(self, f"relu{k}")(getattr(self, f"conv{k}")(x))
+        return x
+
+
+def feature_net(source: str = "auto", last: str | None = None, seed: int = 0) -> FeatureNet:
+    """The feature network for style losses.
+
+    ``source``: ``"vgg16"`` (ImageNet VGG-16 ``features``, layers named ``conv1_1`` ... ``pool5``;
+    downloaded when online), ``"random-multiscale"`` (fixed random filters of sizes 3-23, layers
+    ``relu3`` ... ``relu23``; always available), ``"vgg16-random"`` (VGG-16 with seeded random
+    weights, for comparison) or ``"auto"`` (ImageNet VGG-16 when its weights are cached or
+    downloadable, else the multi-scale random network, saying so). ``last``: truncate VGG-16
+    after this layer (default ``relu5_1``) or keep random filters up to this one.
     """
-    if source not in ("auto", "vgg16", "vgg16-random"):
-        raise ValueError(f"source must be 'auto', 'vgg16' or 'vgg16-random', not {source!r}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(repr(s) for s in SOURCES)}, not {source!r}")
+    if source == "auto":
+        source = "vgg16" if zoo.obtainable("vgg16") else "random-multiscale"
+        if source == "random-multiscale":
+            print("Style features: fixed random filters of sizes 3-23 px (ImageNet VGG-16 weights are not here; "
+                  "online, run: python -m lecturekit download vgg16)")
+    preprocess, _ = zoo.normalizer()
+    if source == "random-multiscale":
+        names = [f"relu{k}" for k in RANDOM_SIZES]
+        last = last or names[-1]
+        if last not in names:
+            raise ValueError(f"unknown layer {last!r} of the random network. Valid: {', '.join(names)}")
+        model = MultiScaleRandom(RANDOM_SIZES[:names.index(last) + 1], seed=seed)
+        depths = names[:names.index(last) + 1]
+        return FeatureNet(zoo.prepare(model).to(config.device()), preprocess,
+                          f"fixed random filters of sizes {RANDOM_SIZES[0]}-{RANDOM_SIZES[-1]} px (seed {seed})",
+                          False, style_layers=list(depths), content_layer="relu5", depths=depths)
+    last = last or "relu5_1"
     if last not in VGG16_NAMES:
         raise ValueError(f"unknown VGG-16 layer {last!r}. Valid: {', '.join(VGG16_NAMES)}")
-    if source == "auto":
-        source = "vgg16" if zoo.obtainable("vgg16") else "vgg16-random"
-        if source == "vgg16-random":
-            print("Style features: VGG-16 with fixed random weights (ImageNet VGG-16 weights are not here; "
-                  "online, run: python -m lecturekit download vgg16)")
     if source == "vgg16":
         bundle = zoo.load("vgg16", device="cpu")
         features, description, pretrained = bundle.model.features, "VGG-16 features, ImageNet weights", True
@@ -65,8 +120,11 @@ def feature_net(source: str = "auto", last: str = "relu4_1", seed: int = 0) -> F
         description, pretrained = f"VGG-16 features with fixed random weights (seed {seed})", False
     keep = VGG16_NAMES.index(last) + 1
     model = nn.Sequential(OrderedDict(zip(VGG16_NAMES[:keep], list(features.children())[:keep])))
-    preprocess, _ = zoo.normalizer()
-    return FeatureNet(zoo.prepare(model).to(config.device()), preprocess, description, pretrained)
+    kept = VGG16_NAMES[:keep]
+    return FeatureNet(zoo.prepare(model).to(config.device()), preprocess, description, pretrained,
+                      style_layers=[n for n in STYLE_LAYERS if n in kept],
+                      content_layer=CONTENT_LAYER if CONTENT_LAYER in kept else kept[-1],
+                      depths=[n for n in VGG_DEPTHS if n in kept])
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -89,12 +147,51 @@ def gram_match(layer: str, target: torch.Tensor) -> ascent.Objective:
     return ascent.Objective(fn, [layer], name=f"gram {layer}")
 
 
-def style_targets(net: FeatureNet, style_imgs: Sequence[torch.Tensor], layers: Sequence[str],
+#: Style images are used between these sizes (shorter side, longer side), in pixels.
+MIN_STYLE_SIDE, MAX_STYLE_SIDE = 32, 1024
+
+
+def check_style_image(img, what: str = "style image") -> torch.Tensor:
+    """A usable style image (1, 3, H, W): grayscale (1 channel) is repeated to RGB, an alpha
+    channel dropped, a side above ``MAX_STYLE_SIDE`` scaled down (saying so); smaller than
+    ``MIN_STYLE_SIDE`` or not an image tensor is a ``ValueError`` that says what is allowed."""
+    if not isinstance(img, torch.Tensor) or img.dim() not in (3, 4):
+        shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+        raise ValueError(f"the {what} must be an image tensor (1, C, H, W) in 0..1 (lecturekit.images.load "
+                         f"makes one from a file or sample name), got {shape}")
+    if img.dim() == 3:
+        img = img[None]
+    if img.shape[1] not in (1, 3, 4):
+        raise ValueError(f"the {what} has {img.shape[1]} channels; 1 (grayscale), 3 (RGB) or 4 (RGBA) allowed")
+    img = img.float()
+    if img.shape[1] == 1:
+        img = img.expand(-1, 3, -1, -1)
+    elif img.shape[1] == 4:
+        img = img[:, :3]
+    h, w = img.shape[-2:]
+    if min(h, w) < MIN_STYLE_SIDE:
+        raise ValueError(f"the {what} is {h}x{w} px; its shorter side must be at least {MIN_STYLE_SIDE} px "
+                         f"for the style layers to see any structure")
+    if max(h, w) > MAX_STYLE_SIDE:
+        scale = MAX_STYLE_SIDE / max(h, w)
+        print(f"The {what} ({h}x{w} px) is scaled down to at most {MAX_STYLE_SIDE} px a side.")
+        img = images.resize(img.clamp(0, 1), (max(MIN_STYLE_SIDE, round(h * scale)),
+                                              max(MIN_STYLE_SIDE, round(w * scale))))
+    return img
+
+
+def style_targets(net: FeatureNet, style_imgs: Sequence[torch.Tensor], layers: Sequence[str] | None = None,
                   mix: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
     """Gram targets of one style image, or a weighted mix of several (weights ``mix``)."""
+    if isinstance(style_imgs, torch.Tensor):
+        style_imgs = [style_imgs]
+    layers = net.style_layers if layers is None else layers
+    style_imgs = [check_style_image(img) for img in style_imgs]
     mix = [1.0] * len(style_imgs) if mix is None else list(mix)
     if len(mix) != len(style_imgs):
         raise ValueError(f"{len(style_imgs)} style images but {len(mix)} mix weights")
+    if any(m < 0 for m in mix) or sum(mix) <= 0:
+        raise ValueError(f"mix weights must be >= 0 with a positive sum, not {mix}")
     total = sum(mix)
     targets: dict[str, torch.Tensor] = {}
     with torch.no_grad():
@@ -105,12 +202,15 @@ def style_targets(net: FeatureNet, style_imgs: Sequence[torch.Tensor], layers: S
     return targets
 
 
-def style_objective(net: FeatureNet, style_imgs, layers: Sequence[str] = STYLE_LAYERS, mix=None,
-                    content_img: torch.Tensor | None = None, content_layer: str = CONTENT_LAYER,
+def style_objective(net: FeatureNet, style_imgs, layers: Sequence[str] | None = None, mix=None,
+                    content_img: torch.Tensor | None = None, content_layer: str | None = None,
                     content_weight: float = 1.0, style_weight: float = 1.0) -> ascent.Objective:
-    """content_weight x (feature match at ``content_layer``) + style_weight x mean Gram match over ``layers``."""
+    """content_weight x (feature match at ``content_layer``) + style_weight x mean Gram match over
+    ``layers`` (defaults: the network's ``style_layers`` and ``content_layer``)."""
     if isinstance(style_imgs, torch.Tensor):
         style_imgs = [style_imgs]
+    layers = net.style_layers if layers is None else list(layers)
+    content_layer = net.content_layer if content_layer is None else content_layer
     targets = style_targets(net, style_imgs, layers, mix)
     objective = None
     for name in layers:
@@ -125,7 +225,7 @@ def style_objective(net: FeatureNet, style_imgs, layers: Sequence[str] = STYLE_L
 
 def transfer(net: FeatureNet, content: torch.Tensor, style_imgs, steps: int = 200, content_weight: float = 1.0,
              style_weight: float = 10.0, tv_weight: float = 1e-3, optimizer: str = "lbfgs", lr: float | None = None,
-             layers: Sequence[str] = STYLE_LAYERS, content_layer: str = CONTENT_LAYER, mix=None,
+             layers: Sequence[str] | None = None, content_layer: str | None = None, mix=None,
              init: str = "content", seed: int = 0, progress: bool = True) -> ascent.Result:
     """Neural style transfer: start from the content image (or noise) and minimise
     content + style + total-variation losses. Returns the ascent ``Result`` (its history is minus the loss)."""
@@ -154,7 +254,7 @@ def _finish(result: ascent.Result) -> ascent.Result:
 
 
 def synthesize(net: FeatureNet, exemplar: torch.Tensor, size: int, steps: int = 200,
-               layers: Sequence[str] = STYLE_LAYERS, optimizer: str = "lbfgs", seed: int = 0,
+               layers: Sequence[str] | None = None, optimizer: str = "lbfgs", seed: int = 0,
                progress: bool = True) -> ascent.Result:
     """Neural texture synthesis: match the Gram matrices of ``layers`` starting from noise."""
     objective = style_objective(net, [exemplar], layers)

@@ -131,7 +131,7 @@ def is_cached(name: str) -> bool:
 
 def obtainable(name: str) -> bool:
     """Are ``name``'s weights cached, or can they be downloaded now? (never probes when offline)"""
-    return is_cached(name) or _reachable(_weights(name).url)
+    return is_cached(name) or reachable(_weights(name).url)
 
 
 def _check_imagenet(name: str) -> None:
@@ -143,7 +143,7 @@ def _fetch_command(name: str) -> str:
     return f"python -m lecturekit download {name}"
 
 
-def _reachable(url: str, timeout: float = 3.0) -> bool:
+def reachable(url: str, timeout: float = 3.0) -> bool:
     """Can we open a connection to the host of ``url``? Never when offline mode is on."""
     if config.offline():
         return False
@@ -172,7 +172,7 @@ def download(name: str, progress: bool = True) -> Path:
     weights = _weights(name)
     if config.offline():
         raise _unavailable(name, "the file is not cached and LECTUREKIT_OFFLINE forbids the network.")
-    if not _reachable(weights.url):
+    if not reachable(weights.url):
         raise _unavailable(name, "the file is not cached and the download server cannot be reached.")
     path.parent.mkdir(parents=True, exist_ok=True)
     stem = path.name.rsplit(".", 1)[0]

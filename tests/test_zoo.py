@@ -123,7 +123,7 @@ def test_pickled_objects_are_refused(monkeypatch):
 
 def test_download_path_online(monkeypatch):
     monkeypatch.setenv("LECTUREKIT_OFFLINE", "0")
-    monkeypatch.setattr(zoo, "_reachable", lambda url, timeout=3.0: True)
+    monkeypatch.setattr(zoo, "reachable", lambda url, timeout=3.0: True)
     calls = []
 
     def fake_download(url, dst, hash_prefix=None, progress=True):
@@ -171,12 +171,12 @@ def test_reachable_probes_a_local_server_and_never_offline(monkeypatch):
     server.listen(1)
     url = f"http://127.0.0.1:{server.getsockname()[1]}/w.pth"
     try:
-        assert zoo._reachable(url) is False            # offline mode: not even tried
+        assert zoo.reachable(url) is False            # offline mode: not even tried
         monkeypatch.setenv("LECTUREKIT_OFFLINE", "0")
-        assert zoo._reachable(url, timeout=2) is True
+        assert zoo.reachable(url, timeout=2) is True
     finally:
         server.close()
-    assert zoo._reachable(url, timeout=2) is False
+    assert zoo.reachable(url, timeout=2) is False
 
 
 def test_blank_is_black_for_teaching(teaching):
