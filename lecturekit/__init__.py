@@ -5,9 +5,10 @@
     img = lk.images.load("chelsea", size=bundle.input_size)
     with lk.hooks.capture(bundle.model, "relu4") as rec: ...
 """
-from . import ascent, attribution, config, features, gallery, hooks, images, plotting, receptive, sanity, teaching, widgets, zoo
+from . import (ascent, attribution, config, faststyle, features, gallery, hooks, images, paintings, plotting, receptive,
+               sanity, style, teaching, texture, widgets, zoo)
 from .config import pick, quick
 
 __version__ = "0.1.0"
-__all__ = ["ascent", "attribution", "config", "features", "gallery", "hooks", "images", "plotting", "receptive", "sanity", "teaching", "widgets",
-           "zoo", "pick", "quick"]
+__all__ = ["ascent", "attribution", "config", "faststyle", "features", "gallery", "hooks", "images", "paintings", "plotting",
+           "receptive", "sanity", "style", "teaching", "texture", "widgets", "zoo", "pick", "quick"]

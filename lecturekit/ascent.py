@@ -22,6 +22,7 @@ The pieces are plain functions, kept apart as in lucid/lucent:
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -279,6 +280,7 @@ class Result:
     history: list[float]                         # objective (mean over images) before each step
     snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     steps: int = 0                               # steps taken (fewer than asked if ``until`` stopped it)
+    seconds: list[float] = field(default_factory=list)   # time since the start at each history entry
 
 
 def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable | None = None, steps: int = 100,
@@ -311,8 +313,9 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
         opt = torch.optim.LBFGS(params, lr=lr, max_iter=steps, max_eval=steps, history_size=20,
                                 line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
     device = next(model.parameters()).device
-    history, snapshots, taken = [], [], 0
+    history, snapshots, taken, seconds = [], [], 0, []
     seen_now: dict = {}
+    start = time.perf_counter()
 
     def closure():
         opt.zero_grad(set_to_none=True)
@@ -329,6 +332,8 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
         seen_now.update(score=score.mean().item(), logits=logits, img=img.detach())
         if optimizer == "lbfgs":                           # every evaluation counts as a step
             history.append(seen_now["score"])
+            seconds.append(time.perf_counter() - start)
+            bar.update()
             if snapshot_every and (len(history) - 1) % snapshot_every == 0:
                 snapshots.append((len(history) - 1, img.detach().clone()))
         if until is not None and bool(until(logits)):
@@ -344,12 +349,15 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
         model.eval()
         model.requires_grad_(False)
         if optimizer == "lbfgs":                           # one call: at most ``steps`` evaluations
-            opt.step(closure)
+            with tqdm(total=steps, desc=objective.name or "L-BFGS", disable=not progress or steps < 50,
+                      leave=False) as bar:
+                opt.step(closure)
             taken = len(history)
         for step in tqdm(range(steps if optimizer != "lbfgs" else 0), desc=objective.name or "ascent",
                          disable=not progress or steps < 50, leave=False):
             closure()
             history.append(seen_now["score"])
+            seconds.append(time.perf_counter() - start)
             if snapshot_every and step % snapshot_every == 0:
                 snapshots.append((step, seen_now["img"].clone()))
             if seen_now.get("done"):
@@ -366,7 +374,7 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
     image = param.image().detach().clone()
     if snapshot_every:
         snapshots.append((taken, image))
-    return Result(image, history, snapshots, taken)
+    return Result(image, history, snapshots, taken, seconds)
 
 
 # ---------------------------------------------------------------- ready-made uses

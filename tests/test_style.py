@@ -30,7 +30,7 @@ def test_feature_net_names_and_truncation(net):
     assert not any(p.requires_grad for p in net.model.parameters())
     with pytest.raises(ValueError, match="unknown VGG-16 layer 'relu9_9'"):
         S.feature_net("vgg16-random", last="relu9_9")
-    with pytest.raises(ValueError, match="source must be"):
+    with pytest.raises(ValueError, match="source must be one of"):
         S.feature_net("alexnet")
 
 
@@ -45,7 +45,7 @@ def test_style_loss_zero_for_identical_images(net):
 
 
 def test_mix_interpolates_gram_targets(net):
-    a, b = torch.rand(2, 1, 3, 24, 24, generator=torch.Generator().manual_seed(3))
+    a, b = torch.rand(2, 1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     ta, tb = S.style_targets(net, [a], ["relu1_1"]), S.style_targets(net, [b], ["relu1_1"])
     mixed = S.style_targets(net, [a, b], ["relu1_1"], mix=[3, 1])
     torch.testing.assert_close(mixed["relu1_1"], 0.75 * ta["relu1_1"] + 0.25 * tb["relu1_1"])
@@ -98,3 +98,61 @@ def test_lbfgs_counts_evaluations_and_refuses_post(net):
     with pytest.raises(ValueError, match="post-step operations"):
         ascent.ascend(net.model, ascent.channel("relu1_1", 0), ascent.Pixels.grey(1, 3, 8, 8), steps=1,
                       optimizer="lbfgs", post=[ascent.clamp()])
+
+
+def test_multiscale_random_net_layers_and_depths():
+    net = S.feature_net("random-multiscale")
+    assert net.depths == ["relu3", "relu5", "relu7", "relu11", "relu15", "relu23"] and not net.pretrained
+    assert net.layers_up_to("relu7") == ["relu3", "relu5", "relu7"]
+    with pytest.raises(ValueError, match="unknown depth 'relu9'. Valid: relu3, relu5"):
+        net.layers_up_to("relu9")
+    conv = net.model.conv7.weight
+    torch.testing.assert_close(conv.flatten(1).norm(dim=1), torch.ones(conv.shape[0]))
+    torch.testing.assert_close(conv.mean((1, 2, 3)), torch.zeros(conv.shape[0]), atol=1e-6, rtol=0)
+    x = torch.rand(1, 3, 20, 20)
+    acts = hooks.activations(net.model, x, ["relu3", "relu23"])
+    assert acts["relu3"].shape == acts["relu23"].shape == (1, 128, 20, 20) and hooks.count(net.model) == 0
+    small = S.feature_net("random-multiscale", last="relu7")
+    assert small.depths == ["relu3", "relu5", "relu7"] and not hasattr(small.model, "conv11")
+    torch.testing.assert_close(small.model.conv5.weight, net.model.conv5.weight)   # same seed, same filters
+    with pytest.raises(ValueError, match="unknown layer 'relu4' of the random network"):
+        S.feature_net("random-multiscale", last="relu4")
+
+
+def test_auto_source_offline_is_the_multiscale_net(capsys):
+    net = S.feature_net()
+    assert "random filters" in net.description and "download vgg16" in capsys.readouterr().out
+
+
+def test_larger_filters_reproduce_a_larger_period():
+    """A 16-pixel checkerboard: only filters wider than half a period bring the period back."""
+    y, x = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    board = ((y // 8 + x // 8) % 2).float()[None, None].expand(1, 3, 64, 64).clone()
+    net = S.feature_net("random-multiscale", last="relu11")
+
+    def anticorrelation(img):                          # -1 for the exemplar at half a period
+        g = img.mean(1)[0] - img.mean()
+        return float(((g[:, 8:] * g[:, :-8]).mean() + (g[8:] * g[:-8]).mean()) / (2 * g.pow(2).mean()))
+    small = S.synthesize(net, board, 48, steps=60, layers=["relu3"], progress=False).image
+    large = S.synthesize(net, board, 48, steps=60, layers=net.depths, progress=False).image
+    assert anticorrelation(large) < -0.4 and anticorrelation(small) > -0.2
+
+
+@pytest.mark.parametrize("img, message", [
+    (torch.rand(1, 3, 20, 40), "20x40 px; its shorter side must be at least 32"),
+    (torch.rand(1, 2, 64, 64), "2 channels; 1 \\(grayscale\\), 3 \\(RGB\\) or 4 \\(RGBA\\) allowed"),
+    ("starry.jpg", "must be an image tensor"),
+])
+def test_bad_style_images_are_refused_clearly(net, img, message):
+    with pytest.raises(ValueError, match=message):
+        S.style_targets(net, [img], ["relu1_1"])
+
+
+def test_grayscale_and_huge_style_images_are_converted(net, capsys):
+    gray = torch.rand(1, 1, 48, 48, generator=torch.Generator().manual_seed(6))
+    torch.testing.assert_close(S.style_targets(net, [gray], ["relu1_1"])["relu1_1"],
+                               S.style_targets(net, [gray.expand(1, 3, 48, 48)], ["relu1_1"])["relu1_1"])
+    huge = S.check_style_image(torch.rand(1, 3, 64, 3000))
+    assert huge.shape == (1, 3, 32, 1024) and "scaled down" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="mix weights must be >= 0"):
+        S.style_targets(net, [gray, gray], ["relu1_1"], mix=[1, -1])

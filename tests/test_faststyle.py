@@ -1,0 +1,105 @@
+import pytest
+import torch
+
+from lecturekit import faststyle as FS, hooks, images, style as S
+
+
+def _randomize_norms(net, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for norm in net.norms():
+            norm.gamma.copy_(1 + 0.5 * torch.randn(norm.gamma.shape, generator=gen))
+            norm.beta.copy_(0.5 * torch.randn(norm.beta.shape, generator=gen))
+        net.out.weight.normal_(0, 0.05, generator=gen)
+
+
+@pytest.fixture
+def cin():
+    torch.manual_seed(0)
+    net = FS.TransformNet(n_styles=3, width=4, blocks=1).eval()
+    _randomize_norms(net)
+    return net
+
+
+def test_output_keeps_the_size_and_range():
+    net = FS.TransformNet(1, width=4, blocks=1)
+    x = torch.rand(2, 3, 24, 36)
+    y = net(x)
+    assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
+    with pytest.raises(ValueError, match="multiples of 4"):
+        net(torch.rand(1, 3, 30, 30))
+
+
+def test_instance_norm_matches_torch_and_hand_formula():
+    norm = FS.ConditionalInstanceNorm(2, n_styles=2)
+    with torch.no_grad():
+        norm.gamma.copy_(torch.tensor([[2.0, 3.0], [0.5, 1.0]]))
+        norm.beta.copy_(torch.tensor([[1.0, -1.0], [0.0, 0.0]]))
+    x = torch.randn(1, 2, 5, 5)
+    z = (x - x.mean((2, 3), keepdim=True)) / (x.var((2, 3), unbiased=False, keepdim=True) + 1e-5).sqrt()
+    out = norm(x, torch.tensor([[1.0, 0.0]]))
+    torch.testing.assert_close(out, z * torch.tensor([2.0, 3.0])[:, None, None] + torch.tensor([1.0, -1.0])[:, None, None])
+    ref = torch.nn.InstanceNorm2d(2, affine=True)
+    with torch.no_grad():
+        ref.weight.copy_(norm.gamma[1])
+        ref.bias.copy_(norm.beta[1])
+    torch.testing.assert_close(norm(x, torch.tensor([[0.0, 1.0]])), ref(x))
+
+
+def test_one_hot_style_equals_the_single_style_network(cin):
+    x = torch.rand(2, 3, 16, 16)
+    for s in range(3):
+        single = cin.single(s)
+        assert single.n_styles == 1
+        torch.testing.assert_close(cin(x, style=s), single(x), atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(cin(x, style=0), cin(x, style=1))
+
+
+def test_blend_weights_interpolate_the_normalisation_parameters(cin):
+    w = [0.2, 0.5, 0.3]
+    for norm in cin.norms():
+        gamma, beta = norm.params(torch.tensor([w]))
+        torch.testing.assert_close(gamma[0], sum(wi * norm.gamma[i] for i, wi in enumerate(w)))
+        torch.testing.assert_close(beta[0], sum(wi * norm.beta[i] for i, wi in enumerate(w)))
+    x = torch.rand(1, 3, 16, 16)
+    torch.testing.assert_close(cin(x, style=w), cin.single(w)(x), atol=1e-6, rtol=1e-5)
+    # endpoints of a blend slider are the pure styles
+    torch.testing.assert_close(cin(x, style=[0.0, 1.0, 0.0]), cin(x, style=1))
+
+
+def test_style_argument_errors(cin):
+    x = torch.rand(1, 3, 8, 8)
+    with pytest.raises(ValueError, match="knows 3 styles"):
+        cin(x)
+    with pytest.raises(ValueError, match="style index 3 out of range 0..2"):
+        cin(x, style=3)
+    with pytest.raises(ValueError, match="2 style weights for a network of 3 styles"):
+        cin(x, style=[0.5, 0.5])
+
+
+def test_training_lowers_the_loss_and_leaves_the_feature_net_as_it_was(tmp_path):
+    feats = S.feature_net("random-multiscale", last="relu7")
+    styles = [images.load(name, size=48) for name in ("flower", "coffee")]
+    net = FS.TransformNet(2, width=8, blocks=1)
+    photos = next(FS.photo_batches(32, 4, seed=1))                   # a fixed batch to measure on
+    targets = [S.style_targets(feats, [img]) for img in styles]
+
+    def loss(s):
+        with torch.no_grad():
+            return sum(FS.loss_terms(feats, net(photos, style=s), photos, targets[s], 1.0, 10.0, 1e-3).values())
+    before = [loss(s) for s in range(2)]
+    history = FS.train(net, feats, styles, steps=60, size=32, batch=4, progress=False)
+    assert len(history) == 60 and [h["index"] for h in history[:4]] == [0, 1, 0, 1]
+    for s in range(2):
+        assert loss(s) < before[s] / 2                               # at least halved in 30 steps each
+    assert hooks.count(feats.model) == 0 and not any(p.requires_grad for p in feats.model.parameters())
+    assert not net.training
+    with pytest.raises(ValueError, match="2 style\\(s\\) but 1 style image"):
+        FS.train(net, feats, styles[:1], steps=1)
+    path = FS.save(net, tmp_path / "n.pt", {"styles": ["a", "b"]})
+    again, meta = FS.load(path)
+    x = torch.rand(1, 3, 16, 16)
+    torch.testing.assert_close(again(x, style=1), net(x, style=1))
+    assert meta == {"styles": ["a", "b"]}
+    with pytest.raises(FileNotFoundError, match="no fast-style weights at"):
+        FS.load(tmp_path / "missing.pt")
