@@ -8,17 +8,27 @@ cd "$(dirname "$0")"
 VENV=${LECTUREKIT_VENV:-.venv}
 PY="$VENV/bin/python"
 
-install_dataset() {
-  # Fashion-MNIST from Debian, where the system offers it (only retraining the teaching model needs it).
-  [ -d /usr/share/datasets/fashion-mnist ] && return 0
-  command -v apt-get >/dev/null || { echo "note: no apt-get; Fashion-MNIST is only needed to retrain"; return 0; }
+apt_install() {
+  # apt_install PACKAGE WHY: install a Debian package where we are root or have passwordless sudo.
+  command -v apt-get >/dev/null || { echo "note: no apt-get; $2"; return 0; }
   local sudo=""
   if [ "$(id -u)" != 0 ]; then
     if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
-      echo "note: not root; to retrain the teaching model: sudo apt-get install dataset-fashion-mnist"; return 0; fi
+      echo "note: not root; $2: sudo apt-get install $1"; return 0; fi
   fi
-  { $sudo apt-get update -qq && $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; } \
-    || echo "note: dataset-fashion-mnist could not be installed; the notebooks do not need it"
+  { $sudo apt-get update -qq && $sudo apt-get install -y -qq "$1" >/dev/null; } \
+    || echo "note: $1 could not be installed; $2"
+}
+
+install_dataset() {
+  # Fashion-MNIST from Debian (retraining the teaching models and notebook 18 use it).
+  [ -d /usr/share/datasets/fashion-mnist ] || \
+    apt_install dataset-fashion-mnist "Fashion-MNIST is needed to retrain the models and for notebook 18"
+}
+
+install_browser() {
+  # Debian's Chromium for the browser tests of the widgets (they skip, saying so, without it).
+  command -v chromium >/dev/null || apt_install chromium "the browser tests of the widgets will be skipped"
 }
 
 install() {
@@ -34,6 +44,8 @@ run_tests() {
   export LECTUREKIT_OFFLINE=1 LECTUREKIT_DEVICE=cpu MPLBACKEND=Agg
   echo "== unit tests"
   "$PY" -m pytest -q tests
+  echo "== the widgets in a real browser (JupyterLab + headless Chromium)"
+  "$PY" -m pytest -q -rs -m browser tests/browser
   echo "== every notebook, quick mode, embedded teaching model (empty torch cache)"
   TORCH_HOME="$EMPTY_HOME" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
   echo "== every notebook, quick mode, stand-in ImageNet weights (the ImageNet code path)"
@@ -45,6 +57,6 @@ case "${1:-}" in
   lab)  install; shift
         root=(); [ "$(id -u)" = 0 ] && root=(--allow-root)      # JupyterLab refuses root without it
         exec "$VENV/bin/jupyter" lab notebooks/ "${root[@]}" "$@" ;;
-  test) install; run_tests ;;
+  test) install; install_browser; run_tests ;;
   *)    echo "usage: bash tasks.sh lab|test" >&2; exit 2 ;;
 esac

@@ -17,7 +17,25 @@ def main(argv=None) -> int:
     dl.add_argument("names", nargs="*", help=f"models, or 'paintings' for the style images (default: all "
                     f"the notebooks use: {', '.join(NOTEBOOK_MODELS)}, paintings)")
     sub.add_parser("info", help="settings and which weights are cached")
+    gal = sub.add_parser("gallery", help="run notebooks (full mode) and render them to HTML with their figures")
+    gal.add_argument("notebooks", nargs="*", help="notebook files (default: all of notebooks/)")
+    gal.add_argument("--out", default="gallery", help="output folder (default: gallery)")
+    gal.add_argument("--quick", action="store_true", help="quick mode: small sizes, for a fast check")
     args = parser.parse_args(argv)
+
+    if args.command == "gallery":
+        from . import render
+        paths = args.notebooks or sorted(render.NOTEBOOKS.glob("[0-9]*.ipynb"))
+        try:
+            results = render.render(paths, args.out, quick=args.quick)
+        except FileNotFoundError as err:
+            print(err, file=sys.stderr)
+            return 2
+        failed = {k: v for k, v in results.items() if v != "ok"}
+        print(f"{len(results) - len(failed)} of {len(results)} notebooks rendered to {args.out}/index.html")
+        for name, why in failed.items():
+            print(f"  {name} failed: {why}", file=sys.stderr)
+        return 1 if failed else 0
 
     if args.command == "info":
         print(config.summary())

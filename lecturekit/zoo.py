@@ -31,6 +31,7 @@ IMAGENET = {
     "alexnet": "AlexNet, ImageNet (61 M parameters, conv1 is 64x3x11x11)",
     "vgg16": "VGG-16, ImageNet (138 M parameters)",
     "resnet18": "ResNet-18, ImageNet (11.7 M parameters)",
+    "vit_b_16": "ViT-B/16, ImageNet (86 M parameters, 14x14 patches of 16 px)",
 }
 NAMES = ["auto", "teaching", *IMAGENET]
 
@@ -42,9 +43,12 @@ STAGES = {
     "alexnet": ["features.1", "features.4", "features.7", "features.9", "features.11"],
     "vgg16": ["features.3", "features.8", "features.15", "features.22", "features.29"],
     "resnet18": ["relu", "layer1", "layer2", "layer3", "layer4"],
+    "vit_b_16": [f"encoder.layers.encoder_layer_{i}" for i in (2, 5, 8, 11)],
+    "vit_tiny": ["blocks.0", "blocks.1", "blocks.2", "blocks.3"],
 }
 FEATURE_LAYER = {"teaching": "gap", "squeezenet1_1": "features", "alexnet": "classifier.5",
-                 "vgg16": "classifier.4", "resnet18": "avgpool"}
+                 "vgg16": "classifier.4", "resnet18": "avgpool", "vit_b_16": "encoder.ln",
+                 "vit_tiny": "norm"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
