@@ -75,7 +75,7 @@ def main():
     print("| style-transfer iteration at 256 px | s/iteration | GFLOP/iteration | GFLOP/s | fraction of matmul |")
     print("|---|---|---|---|---|")
     per_iter = {}
-    for label, net in (("VGG-16 to relu4_1 (ImageNet layout)", vgg), ("random filters 1-23 px (offline)", multi)):
+    for label, net in (("VGG-16 to relu4_1 (ImageNet layout)", vgg), ("random filters 1-15 px (offline)", multi)):
         seconds, flops = iteration(net, 256)
         per_iter[label] = seconds
         print(f"| {label} | {seconds:.2f} | {flops / 1e9:.1f} | {flops / seconds / 1e9:.1f} | "
@@ -97,13 +97,13 @@ def main():
             for _ in range(5):
                 cin(photo, style=0)
             forward_s = (time.perf_counter() - start) / 5
-        opt_s = 100 * (per_iter["random filters 1-23 px (offline)"] if size == 256 else iteration(multi, size)[0])
+        opt_s = 100 * (per_iter["random filters 1-15 px (offline)"] if size == 256 else iteration(multi, size)[0])
         print(f"| {size} px | {forward_s:.3f} | {opt_s:.0f} | {opt_s / forward_s:.0f}x |")
 
     print("\n| checkerboard (16 px period), 64 px synthesis, 150 L-BFGS evaluations | "
           "autocorrelation at half a period, smallest -> largest layer set (exemplar: -1) |")
     print("|---|---|")
-    for label, source in (("VGG-16, random weights", "vgg16-random"), ("random filters 1-23 px", "random-multiscale")):
+    for label, source in (("VGG-16, random weights", "vgg16-random"), ("random filters 1-15 px", "random-multiscale")):
         ac = checkerboard_period(S.feature_net(source))
         print(f"| {label} | " + ", ".join(f"{d} {v:+.2f}" for d, v in ac.items()) + " |")
 

@@ -5,11 +5,10 @@
     texture = style.synthesize(net, style_img, size=128, steps=200)
 
 The feature network is ImageNet VGG-16 when its weights are here (or can be downloaded).
-Offline it is a one-layer network of fixed random filters at seven sizes, 1 to 23 pixels
+Offline it is a one-layer network of fixed random filters at six sizes, 1 to 15 pixels
 (Ustyuzhaninov et al. 2017), chosen by measurement: synthesising a 16-pixel checkerboard, its
-larger filters bring back the period (autocorrelation at half a period -0.75, as in the
-exemplar's -1), where VGG-16 with random weights reaches only -0.34 at any depth
-(``benchmarks/style.py`` repeats the comparison). Which one is in use is printed and stored in
+larger filters bring the period back, where VGG-16 with random weights does not at any depth
+(``benchmarks/style.py`` measures both; the README has the table). Which one is in use is printed and stored in
 ``net.description``; ``net.style_layers``, ``net.content_layer`` and ``net.depths`` name its
 layers from small to large structures.
 """
@@ -34,7 +33,7 @@ STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 CONTENT_LAYER = "relu3_2"
 VGG_DEPTHS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 #: Filter sizes of the offline multi-scale random network.
-RANDOM_SIZES = (1, 3, 5, 7, 11, 15, 23)
+RANDOM_SIZES = (1, 3, 5, 7, 11, 15)
 SOURCES = ("auto", "vgg16", "random-multiscale", "vgg16-random")
 
 
@@ -57,7 +56,7 @@ class FeatureNet:
 
 class MultiScaleRandom(nn.Module):
     """One layer of fixed random filters at several sizes, each followed by a ReLU: layers
-    ``conv1``/``relu1`` ... ``conv23``/``relu23``. Filters have unit norm; all but the 1x1 ones
+    ``conv1``/``relu1`` ... ``conv15``/``relu15``. Filters have unit norm; all but the 1x1 ones
     have zero mean (they see structure, not brightness; the 1x1 filters see colour). Reflection
     padding keeps every map at the input size. The forward pass returns the input unchanged
     (only the hooked layer outputs matter)."""
@@ -85,8 +84,8 @@ def feature_net(source: str = "auto", last: str | None = None, seed: int = 0) ->
     """The feature network for style losses.
 
     ``source``: ``"vgg16"`` (ImageNet VGG-16 ``features``, layers named ``conv1_1`` ... ``pool5``;
-    downloaded when online), ``"random-multiscale"`` (fixed random filters of sizes 1-23, layers
-    ``relu1`` ... ``relu23``; always available), ``"vgg16-random"`` (VGG-16 with seeded random
+    downloaded when online), ``"random-multiscale"`` (fixed random filters of sizes 1-15, layers
+    ``relu1`` ... ``relu15``; always available), ``"vgg16-random"`` (VGG-16 with seeded random
     weights, for comparison) or ``"auto"`` (ImageNet VGG-16 when its weights are cached or
     downloadable, else the multi-scale random network, saying so). ``last``: truncate VGG-16
     after this layer (default ``relu5_1``) or keep random filters up to this one.
@@ -96,7 +95,7 @@ def feature_net(source: str = "auto", last: str | None = None, seed: int = 0) ->
     if source == "auto":
         source = "vgg16" if zoo.obtainable("vgg16") else "random-multiscale"
         if source == "random-multiscale":
-            print("Style features: fixed random filters of sizes 1-23 px (ImageNet VGG-16 weights are not here; "
+            print("Style features: fixed random filters of sizes 1-15 px (ImageNet VGG-16 weights are not here; "
                   "online, run: python -m lecturekit download vgg16)")
     preprocess, _ = zoo.normalizer()
     if source == "random-multiscale":

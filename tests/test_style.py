@@ -102,7 +102,7 @@ def test_lbfgs_counts_evaluations_and_refuses_post(net):
 
 def test_multiscale_random_net_layers_and_depths():
     net = S.feature_net("random-multiscale")
-    assert net.depths == ["relu1", "relu3", "relu5", "relu7", "relu11", "relu15", "relu23"] and not net.pretrained
+    assert net.depths == ["relu1", "relu3", "relu5", "relu7", "relu11", "relu15"] and not net.pretrained
     assert net.layers_up_to("relu5") == ["relu1", "relu3", "relu5"]
     with pytest.raises(ValueError, match="unknown depth 'relu9'. Valid: relu1, relu3"):
         net.layers_up_to("relu9")
@@ -111,8 +111,8 @@ def test_multiscale_random_net_layers_and_depths():
     torch.testing.assert_close(conv.mean((1, 2, 3)), torch.zeros(conv.shape[0]), atol=1e-6, rtol=0)
     assert net.model.conv1.weight.mean((1, 2, 3)).abs().max() > 0.05     # 1x1 filters keep brightness
     x = torch.rand(1, 3, 20, 20)
-    acts = hooks.activations(net.model, x, ["relu3", "relu23"])
-    assert acts["relu3"].shape == acts["relu23"].shape == (1, 128, 20, 20) and hooks.count(net.model) == 0
+    acts = hooks.activations(net.model, x, ["relu3", "relu15"])
+    assert acts["relu3"].shape == acts["relu15"].shape == (1, 128, 20, 20) and hooks.count(net.model) == 0
     small = S.feature_net("random-multiscale", last="relu7")
     assert small.depths == ["relu1", "relu3", "relu5", "relu7"] and not hasattr(small.model, "conv11")
     torch.testing.assert_close(small.model.conv5.weight, net.model.conv5.weight)   # same seed, same filters
