@@ -183,19 +183,21 @@ def train(net: TransformNet, features: style.FeatureNet, style_imgs: Sequence[to
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     history = []
     batches = photo_batches(size, batch, seed, photos)
-    with hooks.preserved(features.model):
-        features.model.eval().requires_grad_(False)
-        for step in tqdm(range(steps), desc="training", disable=not progress, leave=False):
-            s = step % net.n_styles
-            photos = next(batches).to(device)
-            terms = loss_terms(features, net(photos, style=s), photos, targets[s],
-                               content_weight, style_weight, tv_weight)
-            loss = sum(terms.values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            history.append({"index": s, "total": loss.item(), **{k: v.item() for k, v in terms.items()}})
-    net.eval()
+    try:
+        with hooks.preserved(features.model):
+            features.model.eval().requires_grad_(False)
+            for step in tqdm(range(steps), desc="training", disable=not progress, leave=False):
+                s = step % net.n_styles
+                photos = next(batches).to(device)
+                terms = loss_terms(features, net(photos, style=s), photos, targets[s],
+                                   content_weight, style_weight, tv_weight)
+                loss = sum(terms.values())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                history.append({"index": s, "total": loss.item(), **{k: v.item() for k, v in terms.items()}})
+    finally:
+        net.eval()                                   # also when interrupted: the network is ready to use
     return history
 
 

@@ -103,3 +103,16 @@ def test_training_lowers_the_loss_and_leaves_the_feature_net_as_it_was(tmp_path)
     assert meta == {"styles": ["a", "b"]}
     with pytest.raises(FileNotFoundError, match="no fast-style weights at"):
         FS.load(tmp_path / "missing.pt")
+
+
+def test_an_interrupted_training_leaves_both_networks_as_they_were(monkeypatch):
+    feats = S.feature_net("random-multiscale", last="relu3")
+    net = FS.TransformNet(1, width=4, blocks=1)
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(FS, "loss_terms", broken)
+    with pytest.raises(KeyboardInterrupt):
+        FS.train(net, feats, [images.load("flower", size=40)], steps=3, size=16, batch=1, progress=False)
+    assert not net.training and hooks.count(feats.model) == 0
+    assert not feats.model.training and not any(p.requires_grad for p in feats.model.parameters())
