@@ -1,6 +1,6 @@
 """Train the shipped fast-style network: one network, three styles (conditional instance norm).
 
-    python -m lecturekit.train_faststyle                 # about 15 minutes on 2 CPU cores
+    python -m lecturekit.train_faststyle                 # about 8 minutes on 2 CPU cores
     python -m lecturekit.train_faststyle --steps 30 --out /tmp/try
 
 The styles are the bundled photos that stand in for the paintings offline (so the result is

@@ -1,6 +1,6 @@
 """Train the small vision transformer on Fashion-MNIST and write it to ``data/``.
 
-    python -m lecturekit.train_vit                 # about 12 minutes on 2 CPU cores
+    python -m lecturekit.train_vit                 # about 14 minutes on 2 CPU cores
     python -m lecturekit.train_vit --epochs 1 --out /tmp/try
 
 Same data and augmentation as the teaching CNN (``lecturekit.train_teaching``): 4x4-pixel
