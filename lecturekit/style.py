@@ -93,10 +93,8 @@ def feature_net(source: str = "auto", last: str | None = None, seed: int = 0) ->
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(repr(s) for s in SOURCES)}, not {source!r}")
     if source == "auto":
-        source = "vgg16" if zoo.obtainable("vgg16") else "random-multiscale"
-        if source == "random-multiscale":
-            print("Style features: fixed random filters of sizes 1-15 px (ImageNet VGG-16 weights are not here; "
-                  "online, run: python -m lecturekit download vgg16)")
+        source = "vgg16" if zoo.prefer("vgg16", "fixed random filters of sizes 1-15 px for the style features") \
+            else "random-multiscale"
     preprocess, _ = zoo.normalizer()
     if source == "random-multiscale":
         names = [f"relu{k}" for k in RANDOM_SIZES]

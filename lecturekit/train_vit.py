@@ -10,16 +10,13 @@ patches, 4 blocks of 4 heads, width 64; AdamW with a one-cycle schedule. Saves
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from . import config
-from .teaching import MEAN, STD, load_fashion_mnist
-from .train_teaching import accuracy, augment
+from .teaching import load_fashion_mnist
+from .train_teaching import accuracy, fit
 from .vit import WEIGHTS_FILE, TinyViT
 
 ARCH = {"size": 28, "patch": 4, "channels": 1, "dim": 64, "depth": 4, "heads": 4, "mlp": 128, "num_classes": 10}
@@ -31,27 +28,11 @@ def train(epochs: int = 20, batch: int = 128, lr: float = 2e-3, seed: int = 0):
     xte, yte = load_fashion_mnist("test")
     model = TinyViT(**ARCH)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    steps = epochs * (len(xtr) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    start = time.time()
-    bar = tqdm(total=steps, desc="training")
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(xtr), generator=gen)
-        for i in range(len(xtr) // batch):
-            j = order[i * batch:(i + 1) * batch]
-            x = (augment(xtr[j].float().div(255).unsqueeze(1), gen) - MEAN) / STD
-            loss = F.cross_entropy(model(x), ytr[j], label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            bar.update()
-        bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", test_acc=f"{accuracy(model, xte, yte):.4f}")
-    bar.close()
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * (len(xtr) // batch),
+                                                pct_start=0.15)
+    seconds = fit(model, opt, sched, (xtr, ytr, xte, yte), epochs, batch, gen, label_smoothing=0.1, clip=1.0)
     meta = {"test_accuracy": accuracy(model, xte, yte), "epochs": epochs, "batch": batch, "max_lr": lr, "seed": seed,
-            "train_seconds": round(time.time() - start, 1), "torch": str(torch.__version__),
+            "train_seconds": round(seconds, 1), "torch": str(torch.__version__),
             "dataset": "Fashion-MNIST (Zalando Research, MIT licence)"}
     return model.eval(), meta
 

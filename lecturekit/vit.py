@@ -175,10 +175,7 @@ def load(name: str = "auto"):
     if name not in ("auto", "vit_b_16", "tiny"):
         raise ValueError(f"name must be 'auto', 'vit_b_16' or 'tiny', not {name!r}")
     if name == "auto":
-        name = "vit_b_16" if zoo.obtainable("vit_b_16") else "tiny"
-        if name == "tiny":
-            print("Using the small ViT trained on Fashion-MNIST: ImageNet ViT-B/16 weights are not here "
-                  "(online, run: python -m lecturekit download vit_b_16)")
+        name = "vit_b_16" if zoo.prefer("vit_b_16", "the small ViT trained on Fashion-MNIST") else "tiny"
     if name == "vit_b_16":
         return zoo.load("vit_b_16")
     model, meta = load_tiny()

@@ -138,6 +138,15 @@ def obtainable(name: str) -> bool:
     return is_cached(name) or reachable(_weights(name).url)
 
 
+def prefer(name: str, instead: str) -> bool:
+    """True when ImageNet ``name`` can be had; otherwise say on screen that ``instead`` is used
+    and how to fetch ``name``, and return False."""
+    if obtainable(name):
+        return True
+    print(f"Using {instead}: ImageNet {name} weights are not here (online, run: {_fetch_command(name)})")
+    return False
+
+
 def _check_imagenet(name: str) -> None:
     if name not in IMAGENET:
         raise ValueError(f"{name!r} is not an ImageNet model of the zoo. Valid: {', '.join(IMAGENET)}")

@@ -89,3 +89,20 @@ def test_debian_files_when_installed():
     images, labels = teaching.load_fashion_mnist("test")
     assert images.shape == (10000, 28, 28) and images.dtype == torch.uint8
     assert torch.bincount(labels).tolist() == [1000] * 10
+
+
+def test_shared_training_loop_learns_the_sample():
+    import torch
+    from lecturekit import config, teaching
+    from lecturekit.train_teaching import accuracy, fit
+    from lecturekit.vit import TinyViT
+    imgs, labels = teaching.load_sample()
+    raw = (imgs[:, 0] * 255).round().to(torch.uint8)
+    torch.manual_seed(0)
+    model = TinyViT(dim=32, depth=1, heads=2, mlp=64)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0)
+    before = accuracy(model, raw, labels)
+    seconds = fit(model, opt, sched, (raw, labels, raw, labels), epochs=15, batch=50, gen=config.seed(0),
+                  label_smoothing=0.1, clip=1.0)
+    assert seconds > 0 and accuracy(model, raw, labels) > max(0.5, before + 0.3)
