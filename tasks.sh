@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up and go, from nothing, on a Debian/Ubuntu machine with Python 3.11:
 #   bash tasks.sh lab    install everything, then open JupyterLab on notebooks/
-#   bash tasks.sh test   install everything, then run every test (unit tests + every notebook)
+#   bash tasks.sh test   install everything, then run every test (unit tests, browser test, every notebook)
 # The virtual environment lives in .venv (override with LECTUREKIT_VENV).
 set -euo pipefail
 cd "$(dirname "$0")"
