@@ -144,8 +144,8 @@ def loss_terms(features: style.FeatureNet, out: torch.Tensor, photos: torch.Tens
                targets: dict[str, torch.Tensor], content_weight: float, style_weight: float,
                tv_weight: float) -> dict[str, torch.Tensor]:
     """The three losses of a batch (means over images), as in optimisation-based transfer."""
-    layers = list(targets) + [features.content_layer]
-    acts, _ = hooks.run(features.model, features.preprocess(out), layers, stop=True, detach=False)
+    acts, _ = hooks.run(features.model, features.preprocess(out), [*targets, features.content_layer],
+                        stop=True, detach=False)
     content = -ascent.feature_match(features.content_layer, _content_targets(features, photos))(acts, None)
     style_loss = sum(-style.gram_match(name, t)(acts, None) for name, t in targets.items()) / len(targets)
     tv = ascent.tv(1.0)(out, None)

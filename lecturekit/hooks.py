@@ -72,7 +72,7 @@ def capture(model: nn.Module, layers: str | Iterable[str], gradients: bool = Fal
     ``detach=False`` keeps the recorded activations in the autograd graph, so that an
     objective can be built from them (gradient ascent on the input).
     """
-    names = _as_list(layers)
+    names = list(dict.fromkeys(_as_list(layers)))          # a name given twice is recorded once
     modules = [get_layer(model, n) for n in names]        # validate every name before hooking any
     rec = Recording()
     handles = []
@@ -106,7 +106,7 @@ def run(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str], stop: bo
     With ``stop`` the pass ends as soon as every named layer has run (the output is then None),
     so nothing after the deepest layer asked for is computed. ``detach=False`` keeps the
     activations in the autograd graph (for objectives built from them)."""
-    names = _as_list(layers)
+    names = list(dict.fromkeys(_as_list(layers)))          # a name given twice is recorded once
     modules = [get_layer(model, n) for n in names]
     out: dict[str, torch.Tensor] = {}
     handles = []

@@ -112,3 +112,16 @@ def test_run_keeps_graph_or_output_on_request(tiny_cnn):
     assert x.grad is not None and hooks.count(tiny_cnn) == 0
     acts, out = hooks.run(tiny_cnn, x, "1")
     assert out is None and not acts["1"].requires_grad
+
+
+def test_a_layer_named_twice_is_recorded_once_and_still_stops_early(tiny_cnn):
+    seen = []
+    handle = tiny_cnn[3].register_forward_hook(lambda m, i, o: seen.append("ran"))
+    try:
+        acts, out = hooks.run(tiny_cnn, torch.randn(1, 3, 8, 8), ["1", "1"])
+    finally:
+        handle.remove()
+    assert list(acts) == ["1"] and out is None and seen == []       # stopped after layer 1
+    with hooks.capture(tiny_cnn, ["1", "1"]) as rec:
+        tiny_cnn(torch.randn(1, 3, 8, 8))
+    assert list(rec.activations) == ["1"] and hooks.count(tiny_cnn) == 0
