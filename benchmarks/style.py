@@ -86,7 +86,7 @@ def main():
     goal, times = time_to_loss(multi, 256, 100)
     print(f"| loss {goal:.3f} | {times['lbfgs']:.1f} | {times['adam']:.1f} |")
 
-    cin, _ = FS.load(lk.config.DATA_DIR / "faststyle_cin.pt")
+    cin, _ = FS.load()
     print("\n| fast-style forward pass | seconds | 100 optimisation iterations (s) | speed-up |")
     print("|---|---|---|---|")
     for size in (256, 512):

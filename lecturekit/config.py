@@ -6,6 +6,7 @@ Environment variables (all optional):
 ``LECTUREKIT_OFFLINE=1``   never touch the network; missing weights give a clear message.
 ``LECTUREKIT_MODEL=name``  the model the notebooks load (default ``auto``, see ``lecturekit.zoo``).
 ``LECTUREKIT_DEVICE=cpu``  force a device (default: cuda, then mps, then cpu).
+``LECTUREKIT_DATA=dir``    a folder to read the shipped weights and samples from instead.
 """
 from __future__ import annotations
 
@@ -18,8 +19,35 @@ import torch
 
 _TRUE = {"1", "true", "yes", "on"}
 
-#: The folder with the shipped teaching weights and sample images.
-DATA_DIR = Path(os.environ.get("LECTUREKIT_DATA", Path(__file__).resolve().parent.parent / "data"))
+#: Where lecturekit's source lives; installs from git use it too.
+REPOSITORY = "https://github.com/cs231n-companion/visualizing-understanding"
+
+
+def _find_data() -> tuple[Path, str]:
+    """The folder with the shipped weights and samples, and where it comes from: ``LECTUREKIT_DATA``,
+    the installed package (a wheel puts ``data/`` at ``lecturekit/data``), or a checkout's ``data/``."""
+    if os.environ.get("LECTUREKIT_DATA"):
+        return Path(os.environ["LECTUREKIT_DATA"]).expanduser(), "LECTUREKIT_DATA"
+    here = Path(__file__).resolve().parent
+    if (here / "data").is_dir():
+        return here / "data", "the installed package"
+    return here.parent / "data", "the repository checkout"
+
+
+#: The folder with the shipped weights and samples (see ``data_source`` for where it comes from).
+DATA_DIR, DATA_SOURCE = _find_data()
+
+
+def data_file(name: str) -> Path:
+    """The path of a shipped file (weights or samples); a clear error naming the fix when it is missing."""
+    path = DATA_DIR / name
+    if not path.is_file():
+        fix = ("point LECTUREKIT_DATA at a folder that holds it, or unset it" if DATA_SOURCE == "LECTUREKIT_DATA"
+               else "restore it with: git checkout -- data/" if DATA_SOURCE == "the repository checkout"
+               else f"reinstall lecturekit: pip install --force-reinstall --no-deps \"git+{REPOSITORY}\"")
+        raise FileNotFoundError(f"The shipped file {name} is missing from {DATA_DIR} (data from "
+                                f"{DATA_SOURCE}). It comes with lecturekit; {fix}.")
+    return path
 
 
 def _flag(name: str) -> bool:
@@ -75,3 +103,8 @@ def summary() -> str:
     mode = "quick" if quick() else "full"
     net = "offline" if offline() else "online allowed"
     return f"mode: {mode} | network: {net} | device: {device()} | model: {model_name()}"
+
+
+def data_summary() -> str:
+    """One line: where the shipped weights and samples are read from."""
+    return f"shipped data: {DATA_DIR} (from {DATA_SOURCE})"

@@ -25,6 +25,9 @@ from tqdm.auto import tqdm
 
 from . import ascent, config, gallery, hooks, images, style
 
+#: The shipped three-style network, in the package data.
+WEIGHTS_FILE = "faststyle_cin.pt"
+
 
 class ConditionalInstanceNorm(nn.Module):
     """Instance normalisation with one (gamma, beta) row per style:
@@ -209,9 +212,10 @@ def save(net: TransformNet, path, meta: dict | None = None) -> Path:
     return path
 
 
-def load(path) -> tuple[TransformNet, dict]:
-    """A saved network and its metadata (loaded with ``weights_only=True``)."""
-    path = Path(path)
+def load(path=None) -> tuple[TransformNet, dict]:
+    """A saved network and its metadata (loaded with ``weights_only=True``); by default the shipped
+    three-style network (``python -m lecturekit.train_faststyle`` retrains it)."""
+    path = config.data_file(WEIGHTS_FILE) if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no fast-style weights at '{path}'")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)

@@ -99,19 +99,13 @@ def load_fashion_mnist(split: str = "train", root: Path | None = None):
 
 def load_sample():
     """The shipped test sample: (images 0..1 float (N, 1, 28, 28), labels (N,)), 50 per class."""
-    path = config.DATA_DIR / SAMPLE_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"The teaching sample {path} is missing; run: python -m lecturekit.train_teaching")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = torch.load(config.data_file(SAMPLE_FILE), map_location="cpu", weights_only=True)
     return blob["images"].float().div(255).unsqueeze(1), blob["labels"].long()
 
 
 def load_model() -> tuple[TeachingNet, dict]:
     """The trained teaching model (eval mode) and its metadata (test accuracy, training set-up)."""
-    path = config.DATA_DIR / WEIGHTS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"The teaching weights {path} are missing; run: python -m lecturekit.train_teaching")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = torch.load(config.data_file(WEIGHTS_FILE), map_location="cpu", weights_only=True)
     model = TeachingNet(len(CLASSES))
     model.load_state_dict(blob["state_dict"])
     return model.eval(), dict(blob.get("meta", {}))

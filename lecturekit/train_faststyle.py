@@ -19,7 +19,7 @@ import torch
 from . import config, faststyle, gallery, images, paintings, style
 
 STYLES = [paintings.PAINTINGS[name].fallback for name in ("starry_night", "great_wave", "composition_vii")]
-WEIGHTS_FILE = "faststyle_cin.pt"
+WEIGHTS_FILE = faststyle.WEIGHTS_FILE
 STYLE_SIZE = 160
 
 

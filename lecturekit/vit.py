@@ -85,10 +85,7 @@ class TinyViT(nn.Module):
 
 def load_tiny() -> tuple[TinyViT, dict]:
     """The small ViT trained by ``python -m lecturekit.train_vit`` (weights in ``data/``)."""
-    path = config.DATA_DIR / WEIGHTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no ViT weights at '{path}'; train them with: python -m lecturekit.train_vit")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = torch.load(config.data_file(WEIGHTS_FILE), map_location="cpu", weights_only=True)
     model = TinyViT(**ckpt["config"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt["meta"]
