@@ -2,6 +2,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -18,7 +19,7 @@ def _isolated(monkeypatch, tmp_path):
     monkeypatch.delenv("LECTUREKIT_QUICK", raising=False)
     monkeypatch.delenv("LECTUREKIT_MODEL", raising=False)
     yield
-    matplotlib.pyplot.close("all")
+    plt.close("all")
 
 
 @pytest.fixture(scope="session")

@@ -55,3 +55,14 @@ def test_deletion_and_insertion_by_hand():
         S.deletion_curve(model, x, 0, w, mode="erase")
     with pytest.raises(ValueError, match="heat must be"):
         S.deletion_curve(model, x, 0, w[0])
+
+
+def test_rank_correlation_matches_scipy_with_ties():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 5, (3, 6, 6), generator=gen).float()       # many ties
+    b = a + torch.randint(0, 3, (3, 6, 6), generator=gen).float()
+    expected = sum(scipy_stats.spearmanr(x.flatten(), y.flatten()).statistic for x, y in zip(a, b)) / 3
+    assert S.rank_correlation(a, b, absolute=False) == pytest.approx(expected, abs=1e-12)
+    v = torch.tensor([3.0, 1.0, 3.0, 2.0, 3.0])
+    torch.testing.assert_close(S.ranks(v), torch.tensor(scipy_stats.rankdata(v.numpy()) - 1, dtype=v.dtype))
