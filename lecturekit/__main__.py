@@ -18,17 +18,18 @@ def main(argv=None) -> int:
                     f"the notebooks use: {', '.join(NOTEBOOK_MODELS)}, paintings)")
     sub.add_parser("info", help="settings and which weights are cached")
     gal = sub.add_parser("gallery", help="run notebooks (full mode) and render them to HTML with their figures")
-    gal.add_argument("notebooks", nargs="*", help="notebook files (default: all of notebooks/)")
+    gal.add_argument("notebooks", nargs="*", help="notebook names (05_occlusion) or .ipynb paths (default: all)")
+    gal.add_argument("--notebooks", dest="folder", metavar="DIR",
+                     help="folder to find notebooks in (default: ./notebooks, else the checkout's)")
     gal.add_argument("--out", default="gallery", help="output folder (default: gallery)")
     gal.add_argument("--quick", action="store_true", help="quick mode: small sizes, for a fast check")
     args = parser.parse_args(argv)
 
     if args.command == "gallery":
         from . import render
-        paths = args.notebooks or sorted(render.NOTEBOOKS.glob("[0-9]*.ipynb"))
         try:
-            results = render.render(paths, args.out, quick=args.quick)
-        except FileNotFoundError as err:
+            results = render.render(render.find(args.notebooks, args.folder), args.out, quick=args.quick)
+        except (FileNotFoundError, ImportError) as err:
             print(err, file=sys.stderr)
             return 2
         failed = {k: v for k, v in results.items() if v != "ok"}
@@ -39,6 +40,7 @@ def main(argv=None) -> int:
 
     if args.command == "info":
         print(config.summary())
+        print(config.data_summary())
         for name in zoo.IMAGENET:
             state = "cached" if zoo.is_cached(name) else "missing"
             print(f"  {name:14s} {state:7s} {zoo.weights_path(name)} ({zoo.weights_size_mb(name):.0f} MB)")

@@ -1,43 +1,93 @@
 """Execute notebooks and render them to HTML with their figures: the reading gallery.
 
-    python -m lecturekit gallery                     # every notebook, full mode, into gallery/
-    python -m lecturekit gallery --quick notebooks/05_occlusion.ipynb
+    python -m lecturekit gallery                          # every notebook, full mode, into gallery/
+    python -m lecturekit gallery --quick 05_occlusion     # by name, or give paths to .ipynb files
+    python -m lecturekit gallery --notebooks ~/course/notebooks    # from an installed package
 
 Each notebook runs top to bottom in a fresh kernel (the same as opening it and choosing
-"Run all"); the HTML keeps every figure embedded, so a page can be read, shared or put on a
-slide without Python. A notebook that fails still gets its page, with the error where it
-happened, and the command reports it and exits non-zero.
+"Run all"), with matplotlib's inline backend whatever ``MPLBACKEND`` says, so every figure is
+kept. The HTML embeds the figures, so a page can be read, shared or put on a slide without
+Python. A notebook that fails still gets its page, with the error where it happened, and the
+command reports it and exits non-zero.
 """
 from __future__ import annotations
 
+import html
 import os
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
+#: The notebooks of a checkout (the wheel does not carry them: pass a folder instead).
+CHECKOUT_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+INLINE = "module://matplotlib_inline.backend_inline"
+
+
+def notebooks_folder(folder=None) -> Path:
+    """``folder`` if given, else ``./notebooks``, else the checkout's ``notebooks/``."""
+    if folder is not None:
+        return Path(folder).expanduser()
+    here = Path.cwd() / "notebooks"
+    return here if here.is_dir() else CHECKOUT_NOTEBOOKS
+
+
+def find(names=(), folder=None) -> list[Path]:
+    """Notebook files from paths or names (``05_occlusion`` or ``05_occlusion.ipynb``, looked up in
+    ``folder``); all numbered notebooks of ``folder`` when no names are given."""
+    where = notebooks_folder(folder)
+    available = sorted(where.glob("[0-9]*.ipynb")) if where.is_dir() else []
+    if not names:
+        if not available:
+            raise FileNotFoundError(f"no notebooks in {where}; give a folder with --notebooks DIR, or notebook paths")
+        return available
+    paths = []
+    for name in names:
+        path = Path(name).expanduser()
+        if path.suffix != ".ipynb" or not path.is_file():
+            path = where / (Path(name).name if Path(name).suffix == ".ipynb" else f"{name}.ipynb")
+        if not path.is_file():
+            known = ", ".join(p.stem for p in available) or "none"
+            raise FileNotFoundError(f"no notebook at {name!r}: not a file, nor a notebook of {where} "
+                                    f"(there: {known})")
+        paths.append(path)
+    return paths
+
+
+@contextmanager
+def _environ(**values):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def render(paths, out: Path, quick: bool = False, timeout: int = 3600, progress: bool = True) -> dict[str, str]:
     """Run each notebook and write ``out/<name>.html`` (plus ``index.html``).
     Returns {name: "ok" or the error}."""
-    import nbformat
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
-
+    try:
+        import nbformat
+        from nbconvert import HTMLExporter
+        from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
+    except ImportError as err:
+        raise ImportError(f"the gallery needs nbconvert ({err.name} is missing): "
+                          "pip install \"lecturekit[gallery]\"") from None
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"no notebook at {', '.join(missing)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    saved = os.environ.get("LECTUREKIT_QUICK")
-    os.environ["LECTUREKIT_QUICK"] = "1" if quick else "0"
     results: dict[str, str] = {}
-    try:
+    with _environ(LECTUREKIT_QUICK="1" if quick else "0", MPLBACKEND=INLINE):
         for path in tqdm(paths, desc="notebooks", disable=not progress):
             nb = nbformat.read(path, as_version=4)
             start = time.perf_counter()
@@ -49,15 +99,11 @@ def render(paths, out: Path, quick: bool = False, timeout: int = 3600, progress:
                 message = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()
                 results[path.stem] = message[-1][:300] if message else type(err).__name__
             nb.metadata["lecturekit"] = {"seconds": round(time.perf_counter() - start, 1), "quick": quick}
-            html, _ = HTMLExporter().from_notebook_node(nb)
-            (out / f"{path.stem}.html").write_text(html, encoding="utf-8")
-    finally:
-        if saved is None:
-            os.environ.pop("LECTUREKIT_QUICK", None)
-        else:
-            os.environ["LECTUREKIT_QUICK"] = saved
-    items = "\n".join(f'<li><a href="{name}.html">{name}</a>{"" if state == "ok" else " (failed: " + state + ")"}</li>'
-                      for name, state in results.items())
+            page, _ = HTMLExporter().from_notebook_node(nb)
+            (out / f"{path.stem}.html").write_text(page, encoding="utf-8")
+    items = "\n".join(
+        f'<li><a href="{html.escape(name, quote=True)}.html">{html.escape(name)}</a>'
+        f'{"" if state == "ok" else " (failed: " + html.escape(state) + ")"}</li>' for name, state in results.items())
     (out / "index.html").write_text(f"<!doctype html><meta charset='utf-8'><title>Visualizing and Understanding: "
                                     f"gallery</title><h1>Notebooks</h1><ul>{items}</ul>", encoding="utf-8")
     return results

@@ -1,4 +1,5 @@
 import nbformat
+import pytest
 
 from lecturekit.__main__ import main
 
@@ -11,20 +12,57 @@ def _notebook(path, cells):
     return path
 
 
-def test_gallery_renders_figures_and_reports_failures(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    good = _notebook(tmp_path / "01_good.ipynb", [
+def test_gallery_renders_figures_by_name_and_reports_failures(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")             # as tasks.sh sets it: the figures must still be kept
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "01_good.ipynb", [
         "import os\nprint('quick mode:', os.environ['LECTUREKIT_QUICK'])",
-        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('a figure')\nplt.show()"])
-    bad = _notebook(tmp_path / "02_bad.ipynb", ["raise ValueError('broken on purpose')"])
+        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('a figure')\nplt.show()",
+        "plt.figure(); plt.imshow([[0, 1], [1, 0]])   # shown at the end of the cell, without plt.show()"])
+    bad = _notebook(folder / "02_<img src=x onerror=alert(1)>.ipynb", ["raise ValueError('<script>broken on purpose</script>')"])
     out = tmp_path / "gallery"
-    assert main(["gallery", "--out", str(out), str(good), str(bad)]) == 1
-    html = (out / "01_good.html").read_text()
-    assert "data:image/png;base64" in html and "quick mode: 0" in html
-    assert "broken on purpose" in (out / "02_bad.html").read_text()
+    assert main(["gallery", "--out", str(out), "--notebooks", str(folder), "01_good", str(bad)]) == 1
+    page = (out / "01_good.html").read_text()
+    assert page.count('src="data:image/png;base64') == 2 and "quick mode: 0" in page
     index = (out / "index.html").read_text()
-    assert 'href="01_good.html"' in index and "02_bad.html" in index and "failed" in index
+    assert 'href="01_good.html"' in index and "failed" in index
+    assert "<img" not in index and "<script>" not in index                  # names and errors are escaped
+    assert "&lt;img src=x onerror=alert(1)&gt;" in index and "&lt;script&gt;broken" in index
     err = capsys.readouterr()
-    assert "1 of 2 notebooks rendered" in err.out and "02_bad failed: ValueError: broken on purpose" in err.err
-    assert main(["gallery", "--out", str(out), str(tmp_path / "missing.ipynb")]) == 2
-    assert "no notebook at" in capsys.readouterr().err
+    assert "1 of 2 notebooks rendered" in err.out and "broken on purpose" in err.err
+
+
+def test_gallery_refuses_what_it_cannot_find(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["gallery", "--notebooks", str(empty)]) == 2
+    assert "no notebooks in" in capsys.readouterr().err
+    _notebook(empty / "07_there.ipynb", ["1"])
+    assert main(["gallery", "--notebooks", str(empty), "05_occlusion"]) == 2
+    err = capsys.readouterr().err
+    assert "no notebook at '05_occlusion'" in err and "07_there" in err
+    assert main(["gallery", "--out", str(tmp_path / "g"), str(tmp_path / "missing.ipynb")]) == 2
+    assert not (tmp_path / "g" / "index.html").exists()
+
+
+def test_gallery_finds_the_checkout_notebooks_by_name(tmp_path, monkeypatch):
+    from lecturekit import render
+    monkeypatch.chdir(tmp_path)                          # no ./notebooks here: the checkout's are used
+    assert [p.name for p in render.find(["05_occlusion"])] == ["05_occlusion.ipynb"]
+    assert len(render.find()) >= 19
+
+
+def test_gallery_without_nbconvert_names_the_extra(monkeypatch, capsys, tmp_path):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_nbconvert(name, *args, **kwargs):
+        if name.startswith("nbconvert"):
+            raise ImportError("No module named 'nbconvert'", name="nbconvert")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_nbconvert)
+    path = _notebook(tmp_path / "01_x.ipynb", ["1"])
+    assert main(["gallery", "--out", str(tmp_path / "g"), str(path)]) == 2
+    assert "lecturekit[gallery]" in capsys.readouterr().err
