@@ -16,6 +16,7 @@ import hashlib
 import pickle
 import socket
 import urllib.parse
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -70,6 +71,16 @@ class Bundle:
     weights_file: Path | None = None
     info: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        # Images enter the model in one place: preprocess moves them to the model's device and dtype
+        # (so a notebook's CPU images work with a model on a GPU), then normalises them.
+        self.normalise = self.preprocess
+        self.preprocess = self._to_model_input
+
+    def _to_model_input(self, img: torch.Tensor) -> torch.Tensor:
+        p = next(self.model.parameters())
+        return self.normalise(img.to(device=p.device, dtype=p.dtype))
+
     @property
     def stages(self) -> list[str]:
         """One layer name per stage, shallow to deep."""
@@ -80,7 +91,7 @@ class Bundle:
         """The model-input value that means "nothing here", for occluding and deleting pixels:
         black for Fashion-MNIST (its background), the data mean (0 after normalisation) for ImageNet."""
         if self.name == "teaching":
-            return float(self.preprocess(torch.zeros(1, 1, 1, 1)))
+            return float(self.normalise(torch.zeros(1, 1, 1, 1)))
         return 0.0
 
     @property
@@ -95,7 +106,7 @@ class Bundle:
     @torch.no_grad()
     def predict(self, img: torch.Tensor, k: int = 5) -> list[tuple[str, float]]:
         """Top-``k`` (class name, probability) for one 0..1 image (1, 3, H, W)."""
-        probs = self.model(self.preprocess(img.to(self.device))).softmax(1)[0]
+        probs = self.model(self.preprocess(img)).softmax(1)[0]
         top = probs.topk(min(k, len(self.classes)))
         return [(self.classes[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())]
 
@@ -250,7 +261,21 @@ def _load_teaching() -> Bundle:
                   teaching.INPUT_SIZE,
                   f"teaching model: small CNN trained on Fashion-MNIST by this project{acc_text}; "
                   "28x28 grayscale input, embedded weights (works offline)",
-                  config.DATA_DIR / teaching.WEIGHTS_FILE, meta)
+                  config.data_file(teaching.WEIGHTS_FILE), meta)
+
+
+def _from_file(get_model, name: str, path: Path) -> nn.Module:
+    """torchvision's ``name`` holding the weights in ``path``. The architecture is built on the meta
+    device (no time spent on a random initialisation) and takes the loaded tensors as they are;
+    a zip-format file is memory-mapped, so the weights are in memory once, not twice (VGG-16: 528 MB)."""
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    with torch.device("meta"):
+        model = get_model(name, weights=None)
+    model.load_state_dict(state, assign=True)
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):     # a buffer the file does not hold
+        model = get_model(name, weights=None)
+        model.load_state_dict(state)
+    return model
 
 
 def _load_imagenet(name: str) -> Bundle:
@@ -258,9 +283,7 @@ def _load_imagenet(name: str) -> Bundle:
     path = download(name)
     weights = _weights(name)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model = get_model(name, weights=None)
-        model.load_state_dict(state)
+        model = _from_file(get_model, name, path)
     except pickle.UnpicklingError:
         why = "it is damaged or holds more than tensors, which torch.load(weights_only=True) refuses"
     except Exception as err:   # truncation, wrong format, key or shape mismatches: a bad file

@@ -189,3 +189,21 @@ def test_obtainable_offline_only_when_cached(monkeypatch, standin_home):
     assert not zoo.obtainable("alexnet")
     monkeypatch.setenv("TORCH_HOME", str(standin_home))
     assert zoo.obtainable("alexnet") and not zoo.obtainable("vgg16")
+
+
+def test_imagenet_weights_load_exactly_without_a_random_init(standin_home, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(standin_home))
+    bundle = zoo.load("squeezenet1_1")
+    state = torch.load(zoo.weights_path("squeezenet1_1"), weights_only=True)
+    loaded = bundle.model.state_dict()
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
+    assert not any(t.is_meta for t in [*bundle.model.parameters(), *bundle.model.buffers()])
+
+
+def test_preprocess_moves_images_to_the_model_device_and_dtype(teaching):
+    img = torch.rand(2, 3, 28, 28)
+    teaching.model.double()
+    x = teaching.preprocess(img)
+    assert x.dtype == torch.float64 and x.device == teaching.device
+    torch.testing.assert_close(x, zoo.teaching.preprocess(img.double()))
+    assert teaching.predict(img[:1], k=1)[0][0] in teaching.classes
