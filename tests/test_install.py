@@ -1,0 +1,97 @@
+"""The ways in that are not a checkout: the wheel installed (not editable) into a fresh
+environment and used from another folder, and a notebook opened alone in an empty folder
+(what "Open in Colab" does), whose setup cell installs lecturekit where it is missing.
+
+The fresh environment sees this environment's packages (torch, Jupyter, ...) through a .pth
+line, but not its editable lecturekit; pip runs with --no-index, so nothing is downloaded and
+an install that wanted to replace torch would fail.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(cmd, cwd, env=None, timeout=600):
+    out = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{cmd} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """(python of a fresh venv without lecturekit, the built wheel, a clean environment for it)."""
+    base = tmp_path_factory.mktemp("install")
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", base / "dist",
+          ROOT], cwd=base)
+    wheel = next((base / "dist").glob("lecturekit-*.whl"))
+    # pip and setuptools come from this environment too (torch needs setuptools >= 77)
+    _run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", base / "env"], cwd=base)
+    python = base / "env" / "bin" / "python"
+    site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=base).strip())
+    (site / "outer_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LECTUREKIT_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(LECTUREKIT_OFFLINE="1", LECTUREKIT_DEVICE="cpu", LECTUREKIT_QUICK="1", PIP_NO_INDEX="1",
+               TORCH_HOME=str(base / "torch_home"), MPLBACKEND="Agg", LECTUREKIT_PIP=str(wheel),
+               JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"))     # nbconvert's templates
+    return python, wheel, env, base
+
+
+def test_a_notebook_alone_installs_lecturekit_and_runs(fresh):
+    python, wheel, env, base = fresh
+    probe = "import importlib.util; print(importlib.util.find_spec('lecturekit'))"
+    assert _run([python, "-c", probe], cwd=base, env=env).strip() == "None"
+    alone = base / "alone"
+    alone.mkdir()
+    shutil.copy(ROOT / "notebooks" / "05_occlusion.ipynb", alone)
+    run_nb = ("import nbformat, sys; from nbclient import NotebookClient; nb = nbformat.read(sys.argv[1], 4); "
+              "NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': '.'}}).execute(); "
+              "print('\\n'.join(o.get('text', '') for c in nb.cells if c.cell_type == 'code' for o in c.outputs))")
+    printed = _run([python, "-c", run_nb, "05_occlusion.ipynb"], cwd=alone, env=env)
+    assert f"installing lecturekit from {wheel}" in printed and "model in use:" in printed
+    assert sorted(p.name for p in alone.iterdir()) == ["05_occlusion.ipynb"]      # it needed nothing beside it
+    where = _run([python, "-c", "import lecturekit, torch; print(lecturekit.__file__); print(torch.__file__)"],
+                 cwd=base, env=env).split()
+    assert where[0].startswith(str(base / "env")) and "site-packages" in where[0]          # the wheel, not the checkout
+    assert where[1] == str(Path(sysconfig.get_paths()["purelib"]) / "torch" / "__init__.py")   # torch kept
+
+
+def test_the_installed_wheel_works_from_any_folder(fresh):
+    python, wheel, env, base = fresh
+    _run([python, "-m", "pip", "install", "-q", wheel], cwd=base, env=env)          # no-op if the notebook did it
+    elsewhere = base / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    script = """
+import json, lecturekit as lk
+from lecturekit import faststyle, vit
+bundle = lk.zoo.load("teaching")
+imgs, labels = lk.teaching.load_sample()
+acc = (bundle.model(bundle.preprocess(imgs[:100])).argmax(1) == labels[:100]).float().mean().item()
+tiny = vit.load("tiny")
+cin, meta = faststyle.load()
+print(json.dumps({"data": str(lk.config.DATA_DIR), "source": lk.config.DATA_SOURCE, "acc": acc,
+                  "vit": tiny.name, "styles": cin.n_styles, "module": lk.__file__}))
+"""
+    result = json.loads(_run([python, "-c", script], cwd=elsewhere, env=env).strip().splitlines()[-1])
+    assert result["source"] == "the installed package" and result["data"].startswith(str(base / "env"))
+    assert result["acc"] > 0.85 and result["vit"] == "vit_tiny" and result["styles"] == 3
+    info = _run([python, "-m", "lecturekit", "info"], cwd=elsewhere, env=env)
+    assert "from the installed package" in info
+    # the gallery, given a notebooks folder (the wheel carries no notebooks)
+    folder = elsewhere / "nbs"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "notebooks" / "00_tour.ipynb", folder)
+    _run([python, "-m", "lecturekit", "gallery", "--quick", "--notebooks", folder, "--out", elsewhere / "g", "00_tour"],
+         cwd=elsewhere, env=env)
+    assert 'src="data:image/png;base64' in (elsewhere / "g" / "00_tour.html").read_text()
+    # a missing shipped file names the real fix
+    bad = subprocess.run([str(python), "-c", "import lecturekit as lk; lk.zoo.load('teaching')"], cwd=elsewhere,
+                         env={**env, "LECTUREKIT_DATA": str(elsewhere)}, capture_output=True, text=True)
+    assert bad.returncode != 0 and "teaching_fmnist.pt is missing" in bad.stderr and "LECTUREKIT_DATA" in bad.stderr
