@@ -1,9 +1,12 @@
-"""Wall time and peak memory of every notebook, in quick and full mode, on the embedded default.
+"""Wall time and peak memory of every notebook, in quick and full mode, on the embedded default
+or on the ImageNet code path (stand-in weight files for all five ImageNet models).
 
-    python benchmarks/notebooks.py                 # all notebooks, both modes; prints a Markdown table
-    python benchmarks/notebooks.py --modes quick    # one mode
+    python benchmarks/notebooks.py                      # all notebooks, both modes; prints a Markdown table
+    python benchmarks/notebooks.py --modes quick         # one mode
+    python benchmarks/notebooks.py --weights standins    # the ImageNet path, as on Binder (real sizes, random values)
 
-Each run is a fresh kernel (offline, CPU, empty torch cache, so the teaching model is used).
+Each run is a fresh kernel, offline, on the CPU, with an empty torch cache (so the teaching
+model is used) or a temporary one holding the stand-ins.
 Peak memory is the kernel's maximum resident set size. Targets on 2 cores: all notebooks in
 quick mode together at most 10 minutes; any notebook in full mode at most 3 minutes; peak
 memory of any notebook under 2 GB (Binder's limit).
@@ -36,8 +39,9 @@ def run_one(path: Path, mode: str) -> dict:
     return {"notebook": path.stem, "mode": mode, "seconds": round(wall, 1), "peak_mb": round(peak_kib / 1024)}
 
 
-def measure(path: Path, mode: str) -> dict:
-    with tempfile.TemporaryDirectory() as home:
+def measure(path: Path, mode: str, torch_home: str | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as empty:
+        home = torch_home or empty
         env = {**os.environ, "LECTUREKIT_OFFLINE": "1", "LECTUREKIT_DEVICE": "cpu", "TORCH_HOME": home,
                "MPLBACKEND": "Agg", "LECTUREKIT_QUICK": "1" if mode == "quick" else "0"}
         env.pop("LECTUREKIT_MODEL", None)
@@ -51,6 +55,8 @@ def measure(path: Path, mode: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", nargs="+", default=["quick", "full"], choices=["quick", "full"])
+    parser.add_argument("--weights", default="embedded", choices=["embedded", "standins"],
+                        help="embedded: empty torch cache; standins: stand-ins for all five ImageNet models")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("notebooks", nargs="*", help="notebook names (default: all)")
@@ -62,11 +68,16 @@ def main() -> None:
     if args.notebooks:
         paths = [p for p in paths if p.stem in args.notebooks or p.name in args.notebooks]
     rows = {p.stem: {} for p in paths}
+    standins = tempfile.TemporaryDirectory() if args.weights == "standins" else None
+    if standins:
+        subprocess.run([sys.executable, str(ROOT / "tests" / "standins.py"), standins.name], check=True,
+                       capture_output=True)
     for mode in args.modes:
         for p in paths:
-            r = measure(p, mode)
+            r = measure(p, mode, standins.name if standins else None)
             rows[p.stem][mode] = r
             print(f"  {p.stem} {mode}: {r['seconds']} s, {r['peak_mb']} MB", file=sys.stderr)
+    print(f"weights: {args.weights}")
     head = "| notebook | " + " | ".join(f"{m} s | {m} peak MB" for m in args.modes) + " |"
     print(head)
     print("|---" * (1 + 2 * len(args.modes)) + "|")

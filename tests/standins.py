@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lecturekit import zoo  # noqa: E402
 
 
-def write_standins(torch_home: Path, names=("squeezenet1_1", "alexnet")) -> list[Path]:
+def write_standins(torch_home: Path, names=tuple(zoo.IMAGENET)) -> list[Path]:
     """Write random-valued weights for ``names`` into ``torch_home``/hub/checkpoints."""
     old = os.environ.get("TORCH_HOME")
     os.environ["TORCH_HOME"] = str(torch_home)
@@ -39,5 +39,5 @@ def write_standins(torch_home: Path, names=("squeezenet1_1", "alexnet")) -> list
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    for p in write_standins(Path(sys.argv[1]), sys.argv[2:] or ("squeezenet1_1", "alexnet")):
+    for p in write_standins(Path(sys.argv[1]), sys.argv[2:] or tuple(zoo.IMAGENET)):
         print(p)
