@@ -155,8 +155,9 @@ class Pixels:
         return self.param
 
 
-# Colour correlation of ImageNet pixels (square root of the covariance), as used by lucid.
-_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+# Colour correlation of ImageNet pixels (square root of the covariance), as used by lucid; float64, and
+# converted to each image's device and dtype where used.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float64)
 _COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 
 
