@@ -123,22 +123,30 @@ def feature_match(layer: str, target: torch.Tensor) -> Objective:
 
 
 class Pixels:
-    """The image itself (N, 3, H, W) in 0..1 is the parameter."""
+    """The image itself (N, 3, H, W) in 0..1 is the parameter, on the image's device, in its
+    dtype (at least float32: half-precision and integer images are optimised in float32).
+
+    The start images ``zeros``, ``grey`` and ``noise`` are made on ``device`` in ``dtype``
+    (default: the CPU and torch's default dtype); ``ascend`` moves what the model sees to the
+    model's device and dtype."""
 
     def __init__(self, img: torch.Tensor):
-        self.param = img.detach().clone().float().requires_grad_(True)
+        self.param = img.detach().to(torch.promote_types(img.dtype, torch.float32)).clone().requires_grad_(True)
 
     @classmethod
-    def zeros(cls, *shape) -> "Pixels":
-        return cls(torch.zeros(*shape))
+    def zeros(cls, *shape, device=None, dtype=None) -> "Pixels":
+        return cls(torch.zeros(*shape, device=device, dtype=dtype))
 
     @classmethod
-    def grey(cls, *shape) -> "Pixels":
-        return cls(torch.full(shape, 0.5))
+    def grey(cls, *shape, device=None, dtype=None) -> "Pixels":
+        return cls(torch.full(shape, 0.5, device=device, dtype=dtype))
 
     @classmethod
-    def noise(cls, *shape, std: float = 0.1, generator: torch.Generator | None = None) -> "Pixels":
-        return cls((0.5 + std * torch.randn(*shape, generator=generator)).clamp(0, 1))
+    def noise(cls, *shape, std: float = 0.1, generator: torch.Generator | None = None, device=None,
+              dtype=None) -> "Pixels":
+        # a torch.Generator draws on the CPU: draw there, then move
+        noise = torch.randn(*shape, generator=generator).to(device=device, dtype=dtype)
+        return cls((0.5 + std * noise).clamp(0, 1))
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.param]
@@ -147,24 +155,27 @@ class Pixels:
         return self.param
 
 
-# Colour correlation of ImageNet pixels (square root of the covariance), as used by lucid.
-_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+# Colour correlation of ImageNet pixels (square root of the covariance), as used by lucid; float64, and
+# converted to each image's device and dtype where used.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=torch.float64)
 _COLOR_SQRT = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 
 
 class Fourier:
     """An image prior (Olah et al. 2017): the parameters are a Fourier spectrum scaled by
     1/frequency (so low frequencies dominate), in decorrelated colour space, squashed into
-    0..1 by a sigmoid. Gradient steps then change the image smoothly rather than pixel by pixel."""
+    0..1 by a sigmoid. Gradient steps then change the image smoothly rather than pixel by pixel.
+    The spectrum (and so the image) is on ``device`` in ``dtype`` (default: CPU, torch's default dtype)."""
 
     def __init__(self, n: int, h: int, w: int, sd: float = 0.01, decay: float = 1.0, decorrelate: bool = True,
-                 generator: torch.Generator | None = None):
-        fy = torch.fft.fftfreq(h)[:, None]
-        fx = torch.fft.rfftfreq(w)[None, :]
+                 generator: torch.Generator | None = None, device=None, dtype=None):
+        fy = torch.fft.fftfreq(h, device=device, dtype=dtype)[:, None]
+        fx = torch.fft.rfftfreq(w, device=device, dtype=dtype)[None, :]
         freq = (fx ** 2 + fy ** 2).sqrt()
         self.scale = 1.0 / freq.clamp_min(1.0 / max(h, w)) ** decay
         self.scale = self.scale * math.sqrt(h * w) / self.scale.mean() / 8
-        self.spectrum = (sd * torch.randn(n, 3, h, w // 2 + 1, 2, generator=generator)).requires_grad_(True)
+        noise = torch.randn(n, 3, h, w // 2 + 1, 2, generator=generator).to(device=device, dtype=dtype)
+        self.spectrum = (sd * noise).requires_grad_(True)
         self.size, self.decorrelate = (h, w), decorrelate
 
     def parameters(self) -> list[torch.Tensor]:
@@ -312,7 +323,7 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
     else:                                                  # L-BFGS with a line search, no early stop
         opt = torch.optim.LBFGS(params, lr=lr, max_iter=steps, max_eval=steps, history_size=20,
                                 line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     history, snapshots, taken, seconds = [], [], 0, []
     seen_now: dict = {}
     start = time.perf_counter()
@@ -323,7 +334,8 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
         seen = img
         for t in transforms:
             seen = t(seen, gen)
-        x = preprocess(seen.to(device)) if preprocess else seen.to(device)
+        seen = seen.to(device=device, dtype=dtype)             # the model's device and dtype
+        x = preprocess(seen) if preprocess else seen
         acts, logits = forward(model, x, layers, objective.needs_logits or until is not None)
         score = objective(acts, logits)
         loss = -score.sum()

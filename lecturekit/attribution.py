@@ -90,7 +90,7 @@ def _input_gradient(model: nn.Module, x: torch.Tensor, target, layer: str | None
         if act.dim() != 4:
             raise ValueError(f"layer {layer} has no spatial output (shape {tuple(act.shape)})")
         t = _targets(target, x.shape[0], act.shape[1])
-        maps = act[torch.arange(len(t)), t]                            # (N, h, w)
+        maps = act[torch.arange(len(t), device=act.device), t.to(act.device)]          # (N, h, w)
         if position is None:
             scores = maps.flatten(1).max(1).values
         else:
@@ -254,8 +254,8 @@ def occlusion(model: nn.Module, x: torch.Tensor, target, patch: int = 8, stride:
         return p + [size - patch] if p[-1] != size - patch else p
     spots = [(r, s) for r in places(h) for s in places(w)]
     t = _targets(target, n)
-    total = torch.zeros(n, h, w, device=x.device)
-    count = torch.zeros(h, w, device=x.device)
+    total = torch.zeros(n, h, w, device=x.device, dtype=x.dtype)
+    count = torch.zeros(h, w, device=x.device, dtype=x.dtype)
     for r, s in spots:
         count[r:r + patch, s:s + patch] += 1
     with _borrowed(model), channels_last(model):

@@ -89,25 +89,28 @@ class TransformNet(nn.Module):
                                  _ConvNormReLU(2 * w, w, 3, 1, n_styles, upsample=True)])
         self.out = nn.Conv2d(w, 3, 9, padding=4, padding_mode="reflect")
 
-    def style_weights(self, style, n: int, device=None) -> torch.Tensor:
-        """``style``: an index, a list of n_styles weights (a blend), or an (N, n_styles) tensor."""
+    def style_weights(self, style, n: int, device=None, dtype=None) -> torch.Tensor:
+        """``style``: an index, a list of n_styles weights (a blend), or an (N, n_styles) tensor.
+        The weights are on ``device`` in ``dtype``, by default those of the network's parameters."""
         if style is None:
             if self.n_styles != 1:
                 raise ValueError(f"this network knows {self.n_styles} styles: give style= an index "
                                  f"0..{self.n_styles - 1} or {self.n_styles} blend weights")
             style = 0
+        device = self.out.weight.device if device is None else device
+        dtype = self.out.weight.dtype if dtype is None else dtype
         if isinstance(style, int):
             if not 0 <= style < self.n_styles:
                 raise ValueError(f"style index {style} out of range 0..{self.n_styles - 1}")
-            w = F.one_hot(torch.tensor(style), self.n_styles).float()
+            w = F.one_hot(torch.tensor(style), self.n_styles).to(dtype)
         else:
-            w = torch.as_tensor(style, dtype=torch.float32)
+            w = torch.as_tensor(style, dtype=dtype)
             if w.shape[-1] != self.n_styles:
                 raise ValueError(f"{w.shape[-1]} style weights for a network of {self.n_styles} styles")
         return w.expand(n, -1).to(device) if w.dim() == 1 else w.to(device)
 
     def forward(self, x: torch.Tensor, style=None) -> torch.Tensor:
-        weights = self.style_weights(style, x.shape[0], x.device)
+        weights = self.style_weights(style, x.shape[0])
         h, w = x.shape[-2:]
         if h % 4 or w % 4:
             raise ValueError(f"image sides must be multiples of 4 (two downsamplings), got {h}x{w}")
@@ -127,7 +130,7 @@ class TransformNet(nn.Module):
         """A one-style network whose normalisation parameters are those of ``weights``
         (an index or blend weights): the same function as ``self(x, style=weights)``."""
         w = self.style_weights(weights, 1)
-        one = TransformNet(1, self.down[0].conv.out_channels, len(self.res))
+        one = TransformNet(1, self.down[0].conv.out_channels, len(self.res)).to(self.out.weight)
         one.load_state_dict({k: v for k, v in self.state_dict().items() if not k.endswith(("gamma", "beta"))},
                             strict=False)
         with torch.no_grad():
@@ -191,7 +194,7 @@ def train(net: TransformNet, features: style.FeatureNet, style_imgs: Sequence[to
             features.model.eval().requires_grad_(False)
             for step in tqdm(range(steps), desc="training", disable=not progress, leave=False):
                 s = step % net.n_styles
-                photos = next(batches).to(device)
+                photos = next(batches).to(device=device, dtype=net.out.weight.dtype)
                 terms = loss_terms(features, net(photos, style=s), photos, targets[s],
                                    content_weight, style_weight, tv_weight)
                 loss = sum(terms.values())

@@ -43,18 +43,19 @@ def extract(model: torch.nn.Module, images: torch.Tensor, layers: str | Iterable
     """Outputs of ``layers`` for every image (N, C, H, W in 0..1), in batches, on the model's device.
 
     ``reduce`` maps each batch's activation to what is kept (for example ``global_average``),
-    so that a large data set never holds full feature maps. Results are on the CPU.
+    so that a large data set never holds full feature maps. Images are given to the model in
+    its own dtype; results are on the CPU, in the dtype the model computes in.
     """
     names = [layers] if isinstance(layers, str) else list(layers)
     for name in names:
         hooks.get_layer(model, name)                        # a bad name fails before any work
     if not (isinstance(images, torch.Tensor) and images.dim() == 4):
         raise ValueError("images must be a (N, C, H, W) tensor")
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     out: dict[str, list] = {n: [] for n in names}
     starts = range(0, len(images), batch_size)
     for i in tqdm(starts, desc="features", disable=not progress or len(starts) < 4, leave=False):
-        x = images[i:i + batch_size].to(device)
+        x = images[i:i + batch_size].to(device=device, dtype=dtype)
         acts = hooks.activations(model, preprocess(x) if preprocess else x, names)
         for n in names:
             kept = reduce(acts[n]) if reduce else acts[n]
@@ -103,8 +104,8 @@ def nearest(query: torch.Tensor, gallery: torch.Tensor, k: int = 5, metric: str 
 
     ``exclude``: a gallery index to leave out (the query itself, when it is in the gallery).
     """
-    gallery = gallery.flatten(1).float()
-    query = query.flatten().float()[None]
+    gallery = gallery.flatten(1).to(torch.promote_types(gallery.dtype, torch.float32))   # float64 stays
+    query = query.flatten().to(device=gallery.device, dtype=gallery.dtype)[None]
     if not 1 <= k <= len(gallery) - (exclude is not None):
         raise ValueError(f"k must be between 1 and the gallery size ({len(gallery)}), not {k}")
     d = _distances(query, gallery, metric)[0]
@@ -115,13 +116,14 @@ def nearest(query: torch.Tensor, gallery: torch.Tensor, k: int = 5, metric: str 
 
 def knn_accuracy(feats: torch.Tensor, labels: torch.Tensor, k: int = 5, metric: str = "euclidean") -> float:
     """Leave-one-out k-nearest-neighbour classification accuracy (majority vote, ties to the nearest)."""
-    feats = feats.flatten(1).float()
+    feats = feats.flatten(1).to(torch.promote_types(feats.dtype, torch.float32))       # float64 stays
+    labels = labels.to(feats.device)
     d = _distances(feats, feats, metric)
     d.fill_diagonal_(float("inf"))
     idx = d.topk(k, largest=False).indices                   # (N, k), closest first
     votes = labels[idx]
     n_classes = int(labels.max()) + 1
     # count votes, breaking ties in favour of the nearer neighbours by a tiny rank bonus
-    weight = 1 + torch.linspace(1e-3, 0, k).expand_as(votes)
-    scores = torch.zeros(len(labels), n_classes).scatter_add_(1, votes, weight)
+    weight = 1 + torch.linspace(1e-3, 0, k, device=feats.device, dtype=feats.dtype).expand_as(votes)
+    scores = torch.zeros(len(labels), n_classes, device=feats.device, dtype=feats.dtype).scatter_add_(1, votes, weight)
     return (scores.argmax(1) == labels).float().mean().item()

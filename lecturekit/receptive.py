@@ -134,8 +134,12 @@ def receptive_field(model: nn.Module, layer: str) -> RF:
 
 def linearized(model: nn.Module) -> nn.Module:
     """A copy whose gradient support is exactly the theoretical receptive field: all weights
-    positive, no biases, ReLUs and batch norm removed, max pooling replaced by average pooling."""
-    model = copy.deepcopy(model).cpu().float()
+    positive, no biases, ReLUs and batch norm removed, max pooling replaced by average pooling.
+    The copy stays on the model's device and in its dtype, except that half precision is raised
+    to float32 (products of many small averaged weights would underflow to zero)."""
+    model = copy.deepcopy(model)
+    if any(p.dtype in (torch.float16, torch.bfloat16) for p in model.parameters()):
+        model = model.float()
 
     def swap(parent: nn.Module):
         for name, child in parent.named_children():
@@ -169,9 +173,11 @@ def gradient_box(model: nn.Module, layer: str, input_size: int, in_channels: int
 
 def unit_gradient(model: nn.Module, layer: str, input_size: int, in_channels: int = 3,
                   x: torch.Tensor | None = None) -> torch.Tensor:
-    """|d (centre unit of ``layer``, summed over channels) / d input|, summed over input channels: (H, W)."""
+    """|d (centre unit of ``layer``, summed over channels) / d input|, summed over input channels: (H, W).
+    Without ``x`` the input is all ones, on the model's device in its dtype."""
     if x is None:
-        x = torch.ones(1, in_channels, input_size, input_size)
+        p = next(model.parameters())
+        x = torch.ones(1, in_channels, input_size, input_size, device=p.device, dtype=p.dtype)
     x = x.detach().clone().requires_grad_(True)
     with hooks.preserved(model), hooks.capture(model, layer, detach=False) as rec:
         model(x)

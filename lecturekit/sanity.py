@@ -67,7 +67,8 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, target, heat: torch.Tensor
     """Target probability as pixels are deleted (or inserted) in order of ``heat`` (N, H, W).
 
     Deletion sets pixels to ``baseline`` (0 = the data mean after normalisation); insertion starts
-    from an all-``baseline`` input and puts pixels back. Returns (fractions (steps+1,), probs (N, steps+1)).
+    from an all-``baseline`` input and puts pixels back. Returns (fractions (steps+1,), probs (N, steps+1)),
+    both on ``x``'s device in ``x``'s dtype.
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', not {mode!r}")
@@ -76,17 +77,18 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, target, heat: torch.Tensor
         raise ValueError(f"heat must be (N, H, W) = {(n, h, w)}, got {tuple(heat.shape)}")
     t = torch.as_tensor(target).long().flatten().expand(n) if torch.as_tensor(target).numel() == 1 \
         else torch.as_tensor(target).long()
-    order = heat.flatten(1).argsort(1, descending=True)                 # most important first
-    fractions = torch.linspace(0, 1, steps + 1)
-    probs = torch.zeros(n, steps + 1)
+    order = heat.flatten(1).argsort(1, descending=True).to(x.device)    # most important first
+    fractions = torch.linspace(0, 1, steps + 1, device=x.device, dtype=x.dtype)
+    probs = torch.zeros(n, steps + 1, device=x.device, dtype=x.dtype)
     base = torch.full_like(x, baseline)
-    for s, f in enumerate(fractions):
-        k = int(round(float(f) * h * w))
-        mask = torch.zeros(n, h * w, dtype=torch.bool)
+    rows, t = torch.arange(n, device=x.device), t.to(x.device)
+    for s in range(steps + 1):
+        k = round(s * h * w / max(steps, 1))                             # exact, whatever x's dtype
+        mask = torch.zeros(n, h * w, dtype=torch.bool, device=x.device)
         mask.scatter_(1, order[:, :k], True)
         mask = mask.view(n, 1, h, w)
         current = torch.where(mask, base, x) if mode == "deletion" else torch.where(mask, x, base)
-        probs[:, s] = model(current).softmax(1)[torch.arange(n), t].cpu()
+        probs[:, s] = model(current).softmax(1)[rows, t]
     return fractions, probs
 
 

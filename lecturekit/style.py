@@ -162,7 +162,7 @@ def check_style_image(img, what: str = "style image") -> torch.Tensor:
         img = img[None]
     if img.shape[1] not in (1, 3, 4):
         raise ValueError(f"the {what} has {img.shape[1]} channels; 1 (grayscale), 3 (RGB) or 4 (RGBA) allowed")
-    img = img.float()
+    img = img.to(torch.promote_types(img.dtype, torch.float32))        # float64 stays float64
     if img.shape[1] == 1:
         img = img.expand(-1, 3, -1, -1)
     elif img.shape[1] == 4:
@@ -193,9 +193,10 @@ def style_targets(net: FeatureNet, style_imgs: Sequence[torch.Tensor], layers: S
         raise ValueError(f"mix weights must be >= 0 with a positive sum, not {mix}")
     total = sum(mix)
     targets: dict[str, torch.Tensor] = {}
+    p = next(net.model.parameters())
     with torch.no_grad():
         for img, w in zip(style_imgs, mix):
-            acts = hooks.activations(net.model, net.preprocess(img.to(config.device())), list(layers))
+            acts = hooks.activations(net.model, net.preprocess(img.to(device=p.device, dtype=p.dtype)), list(layers))
             for name in layers:
                 targets[name] = targets.get(name, 0) + (w / total) * gram(acts[name])
     return targets
@@ -216,8 +217,10 @@ def style_objective(net: FeatureNet, style_imgs, layers: Sequence[str] | None = 
         term = (style_weight / len(layers)) * gram_match(name, targets[name])
         objective = term if objective is None else objective + term
     if content_img is not None and content_weight > 0:
+        p = next(net.model.parameters())
         with torch.no_grad():
-            phi = hooks.activations(net.model, net.preprocess(content_img.to(config.device())), content_layer)
+            phi = hooks.activations(net.model, net.preprocess(content_img.to(device=p.device, dtype=p.dtype)),
+                                    content_layer)
         objective = objective + content_weight * ascent.feature_match(content_layer, phi[content_layer])
     return objective
 
@@ -234,7 +237,8 @@ def transfer(net: FeatureNet, content: torch.Tensor, style_imgs, steps: int = 20
     if init == "content":
         start = content
     else:
-        start = torch.rand(content.shape, generator=torch.Generator().manual_seed(seed))
+        # a torch.Generator draws on the CPU: draw there, then move to the content image's device and dtype
+        start = torch.rand(content.shape, generator=torch.Generator().manual_seed(seed)).to(content)
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.02)
     return _finish(ascent.ascend(net.model, objective, ascent.Pixels(start), net.preprocess, steps=steps, lr=lr,
                                  optimizer=optimizer, penalties=[ascent.tv(tv_weight)] if tv_weight else [],
@@ -254,10 +258,13 @@ def _finish(result: ascent.Result) -> ascent.Result:
 
 def synthesize(net: FeatureNet, exemplar: torch.Tensor, size: int, steps: int = 200,
                layers: Sequence[str] | None = None, optimizer: str = "lbfgs", seed: int = 0,
-               progress: bool = True) -> ascent.Result:
-    """Neural texture synthesis: match the Gram matrices of ``layers`` starting from noise."""
+               progress: bool = True, device=None, dtype=None) -> ascent.Result:
+    """Neural texture synthesis: match the Gram matrices of ``layers`` starting from noise.
+    The noise (and so the result) is on ``device`` in ``dtype``, by default those of ``net.model``."""
     objective = style_objective(net, [exemplar], layers)
-    start = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    p = next(net.model.parameters())
+    start = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed))   # drawn on the CPU
+    start = start.to(device=p.device if device is None else device, dtype=p.dtype if dtype is None else dtype)
     return _finish(ascent.ascend(net.model, objective, ascent.Pixels(start), net.preprocess, steps=steps,
                                  lr=1.0 if optimizer == "lbfgs" else 0.02, optimizer=optimizer,
                                  post=_post(optimizer), seed=seed, progress=progress))

@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 def efros_leung(exemplar: torch.Tensor, size: tuple[int, int], window: int = 11, eps: float = 0.1,
                 seed: int = 0, progress: bool = True) -> torch.Tensor:
-    """Synthesise a (C, h, w) texture from ``exemplar`` (C, H, W) or (1, C, H, W), values 0..1."""
+    """Synthesise a (C, h, w) texture from ``exemplar`` (C, H, W) or (1, C, H, W), values 0..1.
+    The texture is on the exemplar's device, in its dtype (at least float32)."""
     if exemplar.dim() == 4:
         exemplar = exemplar[0]
     if exemplar.dim() != 3:
@@ -26,19 +27,20 @@ def efros_leung(exemplar: torch.Tensor, size: tuple[int, int], window: int = 11,
         raise ValueError(f"the exemplar ({hh}x{ww}) must be larger than the window ({window}) by at least 2 pixels")
     gen = torch.Generator().manual_seed(seed)
     half = window // 2
-    patches = F.unfold(exemplar[None].float(), window)[0].T.view(-1, c, window * window)   # (P, C, w*w)
+    device, dtype = exemplar.device, torch.promote_types(exemplar.dtype, torch.float32)
+    patches = F.unfold(exemplar[None].to(dtype), window)[0].T.view(-1, c, window * window)  # (P, C, w*w)
     centres = patches[:, :, (window * window) // 2]                                          # (P, C)
     h, w = size
-    out = torch.zeros(c, h + 2 * half, w + 2 * half)
-    known = torch.zeros(h + 2 * half, w + 2 * half, dtype=torch.bool)
+    out = torch.zeros(c, h + 2 * half, w + 2 * half, device=device, dtype=dtype)
+    known = torch.zeros(h + 2 * half, w + 2 * half, dtype=torch.bool, device=device)
     # seed: a random 3x3 piece of the exemplar in the top-left corner
     r0 = int(torch.randint(0, hh - 3, (1,), generator=gen))
     c0 = int(torch.randint(0, ww - 3, (1,), generator=gen))
     out[:, half:half + 3, half:half + 3] = exemplar[:, r0:r0 + 3, c0:c0 + 3]
     known[half:half + 3, half:half + 3] = True
-    g = torch.arange(window, dtype=torch.float32) - half
+    g = torch.arange(window, device=device, dtype=dtype) - half
     gauss = torch.exp(-(g[:, None] ** 2 + g[None, :] ** 2) / (2 * (window / 6.4) ** 2)).flatten()
-    todo = [(r, s) for r in range(h) for s in range(w) if not known[r + half, s + half]]
+    todo = [(r, s) for r in range(h) for s in range(w) if not (r < 3 and s < 3)]     # all but the seed
     for r, s in tqdm(todo, desc="Efros-Leung", disable=not progress, leave=False):
         hood = out[:, r:r + window, s:s + window].reshape(c, -1)                 # (C, w*w)
         weight = gauss * known[r:r + window, s:s + window].flatten()

@@ -142,7 +142,7 @@ def rollout(maps, residual: bool = True) -> torch.Tensor:
     for attn in maps:
         a = attn.mean(1)
         if residual:
-            a = a + torch.eye(a.shape[-1], device=a.device)
+            a = a + torch.eye(a.shape[-1], device=a.device, dtype=a.dtype)
             a = a / a.sum(-1, keepdim=True)
         result = a if result is None else a @ result
     return result

@@ -91,7 +91,7 @@ class Bundle:
         """The model-input value that means "nothing here", for occluding and deleting pixels:
         black for Fashion-MNIST (its background), the data mean (0 after normalisation) for ImageNet."""
         if self.name == "teaching":
-            return float(self.normalise(torch.zeros(1, 1, 1, 1)))
+            return float(self.normalise(torch.zeros(1, 1, 1, 1, dtype=torch.float64)))   # exact in any dtype
         return 0.0
 
     @property
@@ -242,8 +242,9 @@ def prepare(model: nn.Module) -> nn.Module:
 
 def normalizer(mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """(preprocess, deprocess) that normalise 0..1 images by per-channel mean and std, and back."""
-    mean_t = torch.tensor(mean).view(1, -1, 1, 1)
-    std_t = torch.tensor(std).view(1, -1, 1, 1)
+    # kept in float64 and converted to each image's device and dtype, so float64 images get exact values
+    mean_t = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
 
     def preprocess(img: torch.Tensor) -> torch.Tensor:
         return (img - mean_t.to(img)) / std_t.to(img)
