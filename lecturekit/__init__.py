@@ -13,7 +13,7 @@ import importlib
 from .config import pick, quick
 
 __version__ = "0.1.0"
-_SUBMODULES = ("ascent", "attribution", "config", "faststyle", "features", "gallery", "hooks", "images", "paintings",
+_SUBMODULES = ("ascent", "attribution", "claims", "config", "faststyle", "features", "gallery", "hooks", "images", "paintings",
                "plotting", "receptive", "sanity", "style", "teaching", "texture", "vit", "widgets", "zoo")
 __all__ = [*_SUBMODULES, "pick", "quick"]
 

@@ -47,6 +47,12 @@ class FeatureNet:
     content_layer: str = CONTENT_LAYER
     depths: list[str] = field(default_factory=lambda: list(VGG_DEPTHS))   # small -> large structures
 
+    @property
+    def verified(self) -> bool:
+        """Are claims about these features checked by this project's tests? Not for ImageNet weights
+        (the tests use stand-ins); see ``lecturekit.claims``."""
+        return not self.pretrained
+
     def layers_up_to(self, depth: str) -> list[str]:
         """The style layers from the first one to ``depth`` (for a depth slider)."""
         if depth not in self.depths:

@@ -95,6 +95,12 @@ class Bundle:
         return 0.0
 
     @property
+    def verified(self) -> bool:
+        """Are claims about this model's behaviour checked by this project's tests? True for the models
+        trained here; False for ImageNet weights (the tests use stand-ins). See ``lecturekit.claims``."""
+        return self.name in ("teaching", "vit_tiny")
+
+    @property
     def feature_layer(self) -> str:
         """The penultimate layer: its output, averaged over space, is the image's feature vector."""
         return FEATURE_LAYER[self.name]
