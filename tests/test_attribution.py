@@ -159,8 +159,9 @@ def test_neuron_targets_and_bad_inputs(teaching):
         A.saliency(teaching.model, x, 200, layer="relu4")
     with pytest.raises(ValueError, match="one per image"):
         A.saliency(teaching.model, x, [1, 2, 3])
+    assert A.saliency(teaching.model, x[0], 1).shape == (1, 28, 28)      # one (C, H, W) image is a batch of one
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        A.saliency(teaching.model, x[0], 1)
+        A.saliency(teaching.model, x[0, 0], 1)
     with pytest.raises(ValueError, match="patch must be in"):
         A.occlusion(teaching.model, x, 1, patch=40)
     with pytest.raises(ValueError, match="reduce must be"):
