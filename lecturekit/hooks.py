@@ -15,6 +15,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -64,6 +65,11 @@ class Recording:
 def _as_list(layers) -> list[str]:
     """One layer name or several; anything else (an int, None) is kept for ``get_layer`` to refuse."""
     return [layers] if isinstance(layers, str) or not isinstance(layers, Iterable) else list(layers)
+
+
+def whole(v) -> bool:
+    """A whole number: a Python or NumPy integer (not a bool, not a float)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def check_input(model: nn.Module, x, what: str = "x") -> torch.Tensor:

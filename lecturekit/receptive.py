@@ -170,17 +170,22 @@ def gradient_box(model: nn.Module, layer: str, input_size: int, in_channels: int
 def unit_gradient(model: nn.Module, layer: str, input_size: int, in_channels: int = 3,
                   x: torch.Tensor | None = None) -> torch.Tensor:
     """|d (centre unit of ``layer``, summed over channels) / d input|, summed over input channels: (H, W)."""
+    hooks.get_layer(model, layer)
     if x is None:
-        x = torch.ones(1, in_channels, input_size, input_size)
-    x = x.detach().clone().requires_grad_(True)
+        if not (hooks.whole(input_size) and input_size >= 1 and hooks.whole(in_channels) and in_channels >= 1):
+            raise ValueError(f"input_size and in_channels must be whole numbers >= 1, not {input_size!r} and "
+                             f"{in_channels!r}")
+        x = torch.ones(1, int(in_channels), int(input_size), int(input_size))
+    x = hooks.check_input(model, x).detach().clone().requires_grad_(True)
     with hooks.preserved(model), hooks.capture(model, layer, detach=False) as rec:
+        model.eval()                                        # batch norm statistics stay as they are
         model(x)
         act = rec.activations[layer]
         if act.dim() != 4:
             raise ValueError(f"layer {layer} has no spatial output (shape {tuple(act.shape)})")
         h, w = act.shape[2:]
-        act[0, :, (h - 1) // 2, (w - 1) // 2].sum().backward()
-    return x.grad[0].abs().sum(0)
+        grad, = torch.autograd.grad(act[0, :, (h - 1) // 2, (w - 1) // 2].sum(), x)   # no .grad on parameters
+    return grad[0].abs().sum(0)
 
 
 def crop(img: torch.Tensor, rf: RF, row: int, col: int, fill: float = 0.5) -> torch.Tensor:

@@ -10,11 +10,16 @@
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 from torch import nn
+
+from . import hooks
+from .attribution import _checked, _targets
 
 
 def weight_layers(model: nn.Module) -> list[str]:
@@ -61,22 +66,34 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, target, heat: torch.Tensor
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', not {mode!r}")
+    if not (hooks.whole(steps) and steps >= 1):
+        raise ValueError(f"steps must be a whole number >= 1 (points on the curve after the start), not {steps!r}")
+    if not (isinstance(baseline, numbers.Real) and math.isfinite(baseline)):
+        raise ValueError(f"baseline must be a finite number (a model-input value), not {baseline!r}")
+    x, t = _checked(model, x, target)
     n, c, h, w = x.shape
-    if heat.shape != (n, h, w):
-        raise ValueError(f"heat must be (N, H, W) = {(n, h, w)}, got {tuple(heat.shape)}")
-    t = torch.as_tensor(target).long().flatten().expand(n) if torch.as_tensor(target).numel() == 1 \
-        else torch.as_tensor(target).long()
+    if not isinstance(heat, torch.Tensor) or heat.shape != (n, h, w):
+        shape = tuple(heat.shape) if isinstance(heat, torch.Tensor) else type(heat).__name__
+        raise ValueError(f"heat must be (N, H, W) = {(n, h, w)}, got {shape}")
+    if not torch.isfinite(heat).all():
+        raise ValueError("heat holds NaN or infinite values, which give no order to delete pixels in")
+    steps = int(steps)
     order = heat.flatten(1).argsort(1, descending=True)                 # most important first
     fractions = torch.linspace(0, 1, steps + 1)
     probs = torch.zeros(n, steps + 1)
     base = torch.full_like(x, baseline)
-    for s, f in enumerate(fractions):
-        k = int(round(float(f) * h * w))
-        mask = torch.zeros(n, h * w, dtype=torch.bool)
-        mask.scatter_(1, order[:, :k], True)
-        mask = mask.view(n, 1, h, w)
-        current = torch.where(mask, base, x) if mode == "deletion" else torch.where(mask, x, base)
-        probs[:, s] = model(current).softmax(1)[torch.arange(n), t].cpu()
+    with hooks.preserved(model):
+        model.eval()                                        # batch norm statistics stay as they are
+        for s, f in enumerate(fractions):
+            k = int(round(float(f) * h * w))
+            mask = torch.zeros(n, h * w, dtype=torch.bool)
+            mask.scatter_(1, order[:, :k], True)
+            mask = mask.view(n, 1, h, w)
+            current = torch.where(mask, base, x) if mode == "deletion" else torch.where(mask, x, base)
+            logits = model(current)
+            if s == 0:
+                t = _targets(t, n, logits.shape[1])         # the range, once the class count is known
+            probs[:, s] = logits.softmax(1)[torch.arange(n), t].cpu()
     return fractions, probs
 
 
