@@ -6,6 +6,9 @@ Environment variables (all optional):
 ``LECTUREKIT_OFFLINE=1``   never touch the network; missing weights give a clear message.
 ``LECTUREKIT_MODEL=name``  the model the notebooks load (default ``auto``, see ``lecturekit.zoo``).
 ``LECTUREKIT_DEVICE=cpu``  force a device (default: cuda, then mps, then cpu).
+``LECTUREKIT_NET_TIMEOUT=10`` seconds without progress before a download or a connection gives
+                           up (default 10): a stalled server then gives the fallback or a clear
+                           message instead of a hang.
 """
 from __future__ import annotations
 
@@ -39,6 +42,26 @@ def pick(full, quick_value):
 def offline() -> bool:
     """True when the network must not be used (``LECTUREKIT_OFFLINE=1``)."""
     return _flag("LECTUREKIT_OFFLINE")
+
+
+#: Seconds without progress before a network operation gives up (``LECTUREKIT_NET_TIMEOUT``).
+NET_TIMEOUT_S = 10.0
+
+
+def net_timeout() -> float:
+    """``LECTUREKIT_NET_TIMEOUT`` in seconds (default 10): how long a connection or a download may
+    make no progress before it gives up."""
+    raw = os.environ.get("LECTUREKIT_NET_TIMEOUT", "").strip()
+    if not raw:
+        return NET_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise ValueError(f"LECTUREKIT_NET_TIMEOUT={raw!r} is not a usable timeout; give a positive number of "
+                         f"seconds (default {NET_TIMEOUT_S:g})")
+    return value
 
 
 def model_name() -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from . import config, images
+from . import config, hooks, images
 
 #: Bundled colour photos used for galleries (the grayscale textures are left out).
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "china", "flower", "hubble_deep_field"]
@@ -43,15 +43,28 @@ def photo_crops(size: int = 224, per_photo: int = 8, seed: int = 0, photos=PHOTO
 
 def cifar10(n: int = 1000, size: int = 224, root: Path | None = None, seed: int = 0):
     """Online gallery: ``n`` CIFAR-10 test images (downloaded once by torchvision, 170 MB),
-    upsampled to ``size``. Raises ``RuntimeError`` with the reason when it cannot be had."""
+    upsampled to ``size``. Raises ``RuntimeError`` with the reason when it cannot be had, also
+    when the server sends nothing for ``LECTUREKIT_NET_TIMEOUT`` seconds (default 10)."""
+    if not (hooks.whole(n) and n >= 1 and hooks.whole(size) and size >= 1):
+        raise ValueError(f"n and size must be whole numbers >= 1, not {n!r} and {size!r}")
     if config.offline():
         raise RuntimeError("the CIFAR-10 gallery needs the network and LECTUREKIT_OFFLINE is set")
     from torchvision.datasets import CIFAR10
+
+    from . import zoo
     root = Path(root or Path(torch.hub.get_dir()).parent / "datasets")
     try:
-        ds = CIFAR10(str(root), train=False, download=True)
-    except Exception as err:    # network errors come in many types; the message is what matters
-        raise RuntimeError(f"CIFAR-10 could not be downloaded into {root}: {err}") from None
+        ds = CIFAR10(str(root), train=False, download=False)      # already here: no network
+    except RuntimeError:
+        if not zoo.reachable(CIFAR10.url):
+            raise RuntimeError(f"CIFAR-10 is not in {root} and {CIFAR10.url.split('/')[2]} cannot be reached") from None
+        try:
+            with zoo.network_timeout():
+                ds = CIFAR10(str(root), train=False, download=True)
+        except Exception as err:    # network errors come in many types; the message is what matters
+            if isinstance(err, TimeoutError) or "timed out" in str(err):
+                err = f"no answer for {config.net_timeout():g} s (LECTUREKIT_NET_TIMEOUT)"
+            raise RuntimeError(f"CIFAR-10 could not be downloaded into {root}: {err}") from None
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(ds.data), generator=gen)[:n]
     data = torch.from_numpy(ds.data[idx.numpy()]).permute(0, 3, 1, 2).float() / 255
