@@ -23,7 +23,6 @@ import numbers
 from contextlib import contextmanager
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -84,11 +83,6 @@ def _targets(target, n: int, n_classes: int | None = None, model: nn.Module | No
     if n_classes is not None and ((t < 0) | (t >= n_classes)).any():
         raise ValueError(f"{what} {t.tolist()} out of range: the model has classes 0..{n_classes - 1}")
     return t
-
-
-def _whole(v) -> bool:
-    """A whole number: a Python or NumPy integer (not a bool, not a float)."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def _checked(model: nn.Module, x, target, layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,26 +304,27 @@ def occlusion(model: nn.Module, x: torch.Tensor, target, patch: int = 8, stride:
     which measured fastest on CPU; see benchmarks/attribution.py) in channels_last format."""
     x, target = _checked(model, x, target)
     n, c, h, w = x.shape
-    if not (_whole(patch) and _whole(stride) and 1 <= patch <= min(h, w) and stride >= 1):
+    if not (hooks.whole(patch) and hooks.whole(stride) and 1 <= patch <= min(h, w) and stride >= 1):
         raise ValueError(f"patch must be in 1..{min(h, w)} and stride >= 1, both whole numbers "
                          f"(got patch={patch!r}, stride={stride!r})")
     if not (isinstance(fill, numbers.Real) and not isinstance(fill, bool) and math.isfinite(fill)):
         raise ValueError(f"fill must be a finite number (the model-input value of the patch), not {fill!r}")
-    if batch_size is not None and not (_whole(batch_size) and batch_size >= 1):
+    if batch_size is not None and not (hooks.whole(batch_size) and batch_size >= 1):
         raise ValueError(f"batch_size must be a whole number >= 1 (or None for the default), not {batch_size!r}")
     batch_size = int(batch_size or max(4, min(64, 400_000 // (h * w))))
-    patch, stride = int(patch), int(stride)
+    patch, stride, fill = int(patch), int(stride), float(fill)
 
     def places(size):
         p = list(range(0, size - patch + 1, stride))
         return p + [size - patch] if p[-1] != size - patch else p
     spots = [(r, s) for r in places(h) for s in places(w)]
-    t = _targets(target, n)
+    t = target
     total = torch.zeros(n, h, w, device=x.device)
     count = torch.zeros(h, w, device=x.device)
     for r, s in spots:
         count[r:r + patch, s:s + patch] += 1
     with _borrowed(model), channels_last(model):
+        t = _targets(t, n, model(x[:1]).shape[1])           # the class range, before the many occluded passes
         for i in range(n):
             for start in range(0, len(spots), batch_size):
                 chunk = spots[start:start + batch_size]
@@ -337,8 +332,6 @@ def occlusion(model: nn.Module, x: torch.Tensor, target, patch: int = 8, stride:
                 for j, (r, s) in enumerate(chunk):
                     batch[j, :, r:r + patch, s:s + patch] = fill
                 logits = model(batch.contiguous(memory_format=torch.channels_last))
-                if not 0 <= int(t[i]) < logits.shape[1]:
-                    raise ValueError(f"target {int(t[i])} out of range: the model has classes 0..{logits.shape[1] - 1}")
                 probs = logits.softmax(1)[:, t[i]]
                 for p, (r, s) in zip(probs, chunk):
                     total[i, r:r + patch, s:s + patch] += p

@@ -102,10 +102,12 @@ class TransformNet(nn.Module):
             try:
                 w = torch.as_tensor(style, dtype=torch.float32)
             except (TypeError, ValueError, RuntimeError):
-                w = torch.empty(0)
-            if w.dim() not in (1, 2) or w.shape[-1] != self.n_styles or not torch.isfinite(w).all():
+                w = torch.full((0, 0, 0), float("nan"))
+            if w.dim() not in (1, 2) or not torch.isfinite(w).all():
                 raise ValueError(f"style must be an index 0..{self.n_styles - 1} or {self.n_styles} finite blend "
                                  f"weights (one row per image), not {style!r}")
+            if w.shape[-1] != self.n_styles:
+                raise ValueError(f"{w.shape[-1]} style weights for a network of {self.n_styles} styles")
         return w.expand(n, -1).to(device) if w.dim() == 1 else w.to(device)
 
     def forward(self, x: torch.Tensor, style=None) -> torch.Tensor:

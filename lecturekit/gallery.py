@@ -35,8 +35,10 @@ def random_crops(img: torch.Tensor, n: int, size: int, gen: torch.Generator,
 def photo_crops(size: int = 224, per_photo: int = 8, seed: int = 0, photos=PHOTOS):
     """Offline gallery: random crops and flips of the bundled photos.
     Returns (images (N, 3, size, size), labels (N,) = index of the source photo, photo names)."""
+    if not (hooks.whole(size) and size >= 1 and hooks.whole(per_photo) and per_photo >= 1):
+        raise ValueError(f"size and per_photo must be whole numbers >= 1, not {size!r} and {per_photo!r}")
     gen = torch.Generator().manual_seed(seed)
-    crops = [random_crops(images.load(name), per_photo, size, gen) for name in photos]
+    crops = [random_crops(images.load(name), int(per_photo), int(size), gen) for name in photos]
     labels = torch.arange(len(photos)).repeat_interleave(per_photo)
     return torch.cat(crops), labels, list(photos)
 
@@ -54,17 +56,12 @@ def cifar10(n: int = 1000, size: int = 224, root: Path | None = None, seed: int 
     from . import zoo
     root = Path(root or Path(torch.hub.get_dir()).parent / "datasets")
     try:
-        ds = CIFAR10(str(root), train=False, download=False)      # already here: no network
-    except RuntimeError:
-        if not zoo.reachable(CIFAR10.url):
-            raise RuntimeError(f"CIFAR-10 is not in {root} and {CIFAR10.url.split('/')[2]} cannot be reached") from None
-        try:
-            with zoo.network_timeout():
-                ds = CIFAR10(str(root), train=False, download=True)
-        except Exception as err:    # network errors come in many types; the message is what matters
-            if isinstance(err, TimeoutError) or "timed out" in str(err):
-                err = f"no answer for {config.net_timeout():g} s (LECTUREKIT_NET_TIMEOUT)"
-            raise RuntimeError(f"CIFAR-10 could not be downloaded into {root}: {err}") from None
+        with zoo.network_timeout():                 # torchvision opens its URLs without a timeout
+            ds = CIFAR10(str(root), train=False, download=True)
+    except Exception as err:    # network errors come in many types; the message is what matters
+        if isinstance(err, TimeoutError) or "timed out" in str(err):
+            err = f"no answer for {config.net_timeout():g} s (LECTUREKIT_NET_TIMEOUT)"
+        raise RuntimeError(f"CIFAR-10 could not be downloaded into {root}: {err}") from None
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(ds.data), generator=gen)[:n]
     data = torch.from_numpy(ds.data[idx.numpy()]).permute(0, 3, 1, 2).float() / 255

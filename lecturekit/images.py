@@ -150,6 +150,8 @@ def load(source, size: int | None = None) -> torch.Tensor:
     (for example from an upload widget), a PIL image or a NumPy array.
     ``size``: if given, scale the shorter side to ``size`` and centre-crop to a square.
     """
+    if size is not None and not (isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size >= 1):
+        raise ValueError(f"size must be a whole number of pixels >= 1 (or None to keep the size), not {size!r}")
     if isinstance(source, (bytes, bytearray)):
         img = from_array(_open(io.BytesIO(source), "the uploaded data"))
     elif isinstance(source, Image.Image):
@@ -171,7 +173,7 @@ def load(source, size: int | None = None) -> torch.Tensor:
     else:
         raise TypeError(f"load() takes a sample name, a path, bytes, a PIL image or an array, "
                         f"not {type(source).__name__}")
-    return square(img, size) if size is not None else img
+    return square(img, int(size)) if size is not None else img
 
 
 def _check(img: torch.Tensor) -> None:

@@ -219,10 +219,11 @@ def top_patches(maxima: tuple, images: torch.Tensor, rf: RF, channel: int, k: in
     """
     values, rows, cols = maxima
     n, channels = values.shape
-    if not 0 <= channel < channels:
+    if not (hooks.whole(channel) and 0 <= channel < channels):
         raise ValueError(f"channel must be in 0..{channels - 1} for this layer ({channels} channels), not {channel}")
-    if not 1 <= k <= n:
+    if not (hooks.whole(k) and 1 <= k <= n):
         raise ValueError(f"k must be between 1 and the number of images ({n}), not {k}")
+    channel, k = int(channel), int(k)
     top = values[:, channel].topk(k)
     idx = top.indices
     r, c = rows[idx, channel], cols[idx, channel]

@@ -30,8 +30,9 @@ def weight_layers(model: nn.Module) -> list[str]:
 def randomized(model: nn.Module, upto: int, seed: int = 0) -> nn.Module:
     """A copy with the top ``upto`` conv/linear layers re-initialised (cascading randomisation)."""
     layers = weight_layers(model)
-    if not 0 <= upto <= len(layers):
-        raise ValueError(f"upto must be in 0..{len(layers)} (the model has {len(layers)} conv/linear layers)")
+    if not (hooks.whole(upto) and 0 <= upto <= len(layers)):
+        raise ValueError(f"upto must be in 0..{len(layers)}, a whole number (the model has {len(layers)} conv/linear "
+                         f"layers), not {upto!r}")
     clone = copy.deepcopy(model)
     modules = dict(clone.named_modules())
     torch.manual_seed(seed)
@@ -46,6 +47,8 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor, absolute: bool = True) ->
     (of absolute values by default, as Adebayo et al. do)."""
     if a.shape != b.shape:
         raise ValueError(f"maps must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        raise ValueError("the maps hold NaN or infinite values, which have no rank")
     a, b = (a.abs(), b.abs()) if absolute else (a, b)
     values = []
     for x, y in zip(a.flatten(1).detach().cpu().numpy(), b.flatten(1).detach().cpu().numpy()):
