@@ -150,8 +150,11 @@ def painting_server(monkeypatch):
     Image.new("RGB", (40, 40), (10, 200, 30)).save(buf, format="JPEG")
     body = buf.getvalue()
 
+    served = []
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            served.append(self.path)
             self.send_response(200)
             self.end_headers()
             self.wfile.write(body)
@@ -161,19 +164,20 @@ def painting_server(monkeypatch):
 
     httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     httpd.timeout = 0.2
+    stop = threading.Event()
 
     def serve():
         deadline = time.monotonic() + 60
-        for _ in range(20):
-            if time.monotonic() > deadline:
-                break
-            httpd.handle_request()
+        while not stop.is_set() and time.monotonic() < deadline and len(served) < 20:
+            httpd.handle_request()                       # returns after one request or 0.2 s
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     monkeypatch.setattr(paintings, "URL", f"http://127.0.0.1:{httpd.server_address[1]}" + "/{file}")
     monkeypatch.setenv("LECTUREKIT_OFFLINE", "0")
     monkeypatch.setenv("LECTUREKIT_NET_TIMEOUT", str(TIMEOUT))
     yield body
+    stop.set()
+    thread.join(5)
     httpd.server_close()
 
 
