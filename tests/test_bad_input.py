@@ -424,7 +424,7 @@ def test_zero_byte_weights_are_a_clear_message_and_auto_falls_back(monkeypatch, 
     assert "Using the embedded teaching model" in out and "is empty (0 bytes)" in out
 
 
-def test_checksum_mismatch_warns_on_every_load(monkeypatch, standin_home):
+def test_checksum_mismatch_warns_on_load(monkeypatch, standin_home):
     monkeypatch.setenv("TORCH_HOME", str(standin_home))
     with pytest.warns(UserWarning, match=r"alexnet-owt-7be5be79.pth does not match the published checksum of "
                                          r"alexnet's weights \(a stand-in or a damaged download\): its predictions "

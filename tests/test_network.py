@@ -74,6 +74,19 @@ def test_auto_falls_back_to_the_teaching_model(stalled, capsys):
     assert not zoo.is_cached("squeezenet1_1") and stalled.accepted    # the server was asked, nothing kept
 
 
+def test_style_features_and_the_vit_fall_back(stalled, capsys):
+    from lecturekit import style, vit
+    net, seconds = _timed(style.feature_net, "auto")
+    assert isinstance(net, style.FeatureNet) and not net.pretrained, net
+    assert seconds < TIMEOUT + SLACK, seconds
+    assert "Using fixed random filters of sizes 1-15 px for the style features: ImageNet weights for vgg16 are not " \
+           "available: the download failed (no answer for 1 s" in capsys.readouterr().out
+    bundle, seconds = _timed(vit.load, "auto")
+    assert isinstance(bundle, zoo.Bundle) and bundle.name == "vit_tiny", bundle
+    assert seconds < TIMEOUT + SLACK, seconds
+    assert "Using the small ViT trained on Fashion-MNIST: ImageNet weights for vit_b_16" in capsys.readouterr().out
+
+
 def test_download_gives_a_clear_message(stalled):
     err, seconds = _timed(zoo.download, "resnet18", progress=False)
     assert isinstance(err, zoo.WeightsUnavailable), err
