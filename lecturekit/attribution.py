@@ -81,27 +81,21 @@ def _targets(target, n: int, n_classes: int | None = None, model: nn.Module | No
     if t.numel() != n:
         raise ValueError(f"{what} must be one index or one per image ({n}), got {t.numel()}")
     if n_classes is not None and ((t < 0) | (t >= n_classes)).any():
-        raise ValueError(f"{what} {t.tolist()} out of range: the model has classes 0..{n_classes - 1}")
+        valid = "the model has classes" if what == "target" else "valid channels are"
+        raise ValueError(f"{what} {t.tolist()} out of range: {valid} 0..{n_classes - 1}")
     return t
 
 
 def _checked(model: nn.Module, x, target, layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The checks every method makes first: a model input ``x`` (N, C, H, W) and its targets (N,)
-    (class indices, or with ``layer`` channel indices; the range is checked once the model has run)."""
+    """The checks every method makes first (``hooks.check_input``, ``_targets``): a model input ``x``
+    (N, C, H, W) and its targets (N,): class indices, or with ``layer`` channel indices; their range
+    is checked once the model has run."""
     __tracebackhide__ = True
-    x = _check_input(x, model)
+    x = hooks.check_input(model, x)
     if layer is not None:
         hooks.get_layer(model, layer)
     what = "target" if layer is None else f"channel of {layer}"
     return x, _targets(target, x.shape[0], model=model, what=what)
-
-
-def _check_input(x, model: nn.Module | None = None) -> torch.Tensor:
-    """``x`` as a checked model input (N, C, H, W); see ``hooks.check_input``."""
-    __tracebackhide__ = True
-    if model is None:
-        return hooks.check_input(nn.Module(), x)
-    return hooks.check_input(model, x)
 
 
 @contextmanager

@@ -155,7 +155,7 @@ def test_neuron_targets_and_bad_inputs(teaching):
     assert len(rows) and rows.min() >= r - 2 and rows.max() <= r + 2 and cols.min() >= c - 2 and cols.max() <= c + 2
     with pytest.raises(ValueError, match="outside the 28x28 map"):
         A.saliency(teaching.model, x, 5, layer="relu1", position=(40, 0))
-    with pytest.raises(ValueError, match=r"classes 0..127"):
+    with pytest.raises(ValueError, match=r"channel of relu4 \[200, 200\] out of range: valid channels are 0..127"):
         A.saliency(teaching.model, x, 200, layer="relu4")
     with pytest.raises(ValueError, match="one per image"):
         A.saliency(teaching.model, x, [1, 2, 3])
