@@ -51,9 +51,9 @@ run_tests() {
   TORCH_HOME="$EMPTY_HOME" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
   echo "== every notebook, quick mode, stand-in ImageNet weights for all five models (the ImageNet code path)"
   "$PY" tests/standins.py "$STANDIN_HOME" squeezenet1_1 alexnet vgg16 resnet18 vit_b_16 >/dev/null
-  TORCH_HOME="$STANDIN_HOME" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+  TORCH_HOME="$STANDIN_HOME" LECTUREKIT_STANDINS=1 LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
   echo "== the notebooks that use the chosen model, with LECTUREKIT_MODEL=resnet18 (stand-in weights)"
-  TORCH_HOME="$STANDIN_HOME" LECTUREKIT_QUICK=1 LECTUREKIT_MODEL=resnet18 "$PY" -m pytest -q --nbval-lax \
+  TORCH_HOME="$STANDIN_HOME" LECTUREKIT_STANDINS=1 LECTUREKIT_QUICK=1 LECTUREKIT_MODEL=resnet18 "$PY" -m pytest -q --nbval-lax \
     --nbval-current-env -p no:cacheprovider notebooks/0*.ipynb notebooks/1[0-3]_*.ipynb notebooks/17_*.ipynb
 }
 

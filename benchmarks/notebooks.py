@@ -42,7 +42,7 @@ def run_one(path: Path, mode: str) -> dict:
 def measure(path: Path, mode: str, torch_home: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as empty:
         home = torch_home or empty
-        env = {**os.environ, "LECTUREKIT_OFFLINE": "1", "LECTUREKIT_DEVICE": "cpu", "TORCH_HOME": home,
+        env = {**os.environ, "LECTUREKIT_OFFLINE": "1", "LECTUREKIT_STANDINS": "1", "LECTUREKIT_DEVICE": "cpu", "TORCH_HOME": home,
                "MPLBACKEND": "Agg", "LECTUREKIT_QUICK": "1" if mode == "quick" else "0"}
         env.pop("LECTUREKIT_MODEL", None)
         out = subprocess.run([sys.executable, __file__, "--one", str(path), "--mode", mode], env=env,

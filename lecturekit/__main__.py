@@ -39,8 +39,17 @@ def main(argv=None) -> int:
         return 1 if failed else 0
 
     if args.command == "info":
-        print(config.summary())
+        try:
+            print(config.summary())
+            config.net_timeout()
+        except ValueError as err:                   # LECTUREKIT_DEVICE or LECTUREKIT_NET_TIMEOUT
+            print(err, file=sys.stderr)
+            return 2
         print(config.data_summary())
+        if config.model_name() not in zoo.NAMES:
+            print(f"LECTUREKIT_MODEL={config.model_name()!r} is not a model of the zoo. Valid: {', '.join(zoo.NAMES)}",
+                  file=sys.stderr)
+            return 2
         for name in zoo.IMAGENET:
             state = "cached" if zoo.is_cached(name) else "missing"
             print(f"  {name:14s} {state:7s} {zoo.weights_path(name)} ({zoo.weights_size_mb(name):.0f} MB)")
@@ -55,21 +64,23 @@ def main(argv=None) -> int:
         print(f"Unknown model(s): {', '.join(bad)}. Valid: {', '.join(zoo.IMAGENET)}, paintings", file=sys.stderr)
         return 2
     failed = 0
-    for name in names:
-        if name == "paintings":
-            for painting in paintings.PAINTINGS:
-                try:
-                    print(f"{painting}: {paintings.fetch(painting)}")
-                except paintings.PaintingUnavailable as err:
-                    print(err, file=sys.stderr)
-                    failed += 1
+    stalled: set[str] = set()                       # hosts that sent nothing: not asked again this run
+    items = [(p, paintings.PAINTINGS[p].url) for p in paintings.PAINTINGS] if "paintings" in names else []
+    items = [(n, zoo._weights(n).url) for n in names if n != "paintings"] + items
+    for name, url in items:
+        host = url.split("/")[2]
+        if host in stalled:
+            print(f"{name}: skipped, {host} did not answer for {config.net_timeout():g} s just before", file=sys.stderr)
+            failed += 1
             continue
         try:
-            path = zoo.download(name)
+            path = paintings.fetch(name) if name in paintings.PAINTINGS else zoo.download(name)
             print(f"{name}: {path}")
-        except zoo.WeightsUnavailable as err:
+        except (paintings.PaintingUnavailable, zoo.WeightsUnavailable) as err:
             print(err, file=sys.stderr)
             failed += 1
+            if "LECTUREKIT_NET_TIMEOUT" in str(err):
+                stalled.add(host)
     return 1 if failed else 0
 
 

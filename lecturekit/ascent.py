@@ -22,6 +22,7 @@ The pieces are plain functions, kept apart as in lucid/lucent:
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import hooks
+from . import attribution, hooks, images
 
 # ---------------------------------------------------------------- objectives
 
@@ -67,7 +68,21 @@ class Objective:
         return f"Objective({self.name})"
 
 
+def _whole(value, what: str, low: int = 0) -> int:
+    """``value`` as an int when it is a whole number >= ``low`` (Python or NumPy); else a clear error."""
+    if not (hooks.whole(value) and value >= low):
+        raise ValueError(f"{what} must be a whole number >= {low}, not {value!r}")
+    return int(value)
+
+
+def _rate(value, what: str) -> float:
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < math.inf):
+        raise ValueError(f"{what} must be a finite number > 0, not {value!r}")
+    return float(value)
+
+
 def _index(value: int, size: int, what: str) -> int:
+    _whole(value, what)
     if not 0 <= value < size:
         raise ValueError(f"{what} {value} is out of range: valid values are 0..{size - 1}")
     return value
@@ -75,12 +90,15 @@ def _index(value: int, size: int, what: str) -> int:
 
 def class_score(c: int) -> Objective:
     """The unnormalised score (logit) of class ``c``."""
+    c = _whole(c, "class")
     return Objective(lambda a, logits: logits[:, _index(c, logits.shape[1], "class")], needs_logits=True,
                      name=f"class {c}")
 
 
 def channel(layer: str, c: int) -> Objective:
     """The mean activation of channel ``c`` of ``layer`` (over all positions)."""
+    c = _whole(c, f"channel of {layer}")
+
     def fn(a, _):
         act = a[layer]
         return act[:, _index(c, act.shape[1], f"channel of {layer}")].flatten(1).mean(1)
@@ -89,6 +107,8 @@ def channel(layer: str, c: int) -> Objective:
 
 def neuron(layer: str, c: int, position: tuple[int, int] | None = None) -> Objective:
     """One unit: channel ``c`` of ``layer`` at ``position`` (row, col), by default the centre."""
+    c = _whole(c, f"channel of {layer}")
+
     def fn(a, _):
         act = a[layer]
         ch = _index(c, act.shape[1], f"channel of {layer}")
@@ -131,6 +151,12 @@ class Pixels:
     model's device and dtype."""
 
     def __init__(self, img: torch.Tensor):
+        if isinstance(img, torch.Tensor) and img.dtype == torch.uint8:
+            img = img.float() / 255                             # 0..255 pixels
+        if not (isinstance(img, torch.Tensor) and img.dim() == 4 and img.is_floating_point()
+                and torch.isfinite(img).all()):
+            shape = f"{img.dtype} {tuple(img.shape)}" if isinstance(img, torch.Tensor) else type(img).__name__
+            raise ValueError(f"Pixels needs a float image batch (N, C, H, W) with finite values (0..1), got {shape}")
         self.param = img.detach().to(torch.promote_types(img.dtype, torch.float32)).clone().requires_grad_(True)
 
     @classmethod
@@ -308,6 +334,9 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
     """
     if optimizer not in ("adam", "sgd", "lbfgs"):
         raise ValueError(f"optimizer must be 'adam', 'sgd' or 'lbfgs', not {optimizer!r}")
+    steps = _whole(steps, "steps", 1)
+    lr = _rate(lr, "lr")
+    snapshot_every = _whole(snapshot_every, "snapshot_every (0 for none)")
     if optimizer == "lbfgs" and (until is not None or post):
         raise ValueError("until= and post-step operations work with 'adam' and 'sgd' only: L-BFGS keeps a "
                          "model of the curvature that changing the pixels between steps would break")
@@ -396,6 +425,10 @@ def fgsm(model: nn.Module, img: torch.Tensor, labels: torch.Tensor, eps: float,
          preprocess: Callable | None = None) -> torch.Tensor:
     """Fast gradient sign method (Goodfellow et al. 2015): one step of size ``eps`` (in 0..1 pixel
     units) up the sign of the loss gradient, clipped to 0..1."""
+    img = images.checked(img, "image to perturb")
+    if not (isinstance(eps, numbers.Real) and 0 <= eps < math.inf):
+        raise ValueError(f"eps must be a finite number >= 0 (a step in 0..1 pixel units), not {eps!r}")
+    labels = attribution._targets(labels, img.shape[0], model=model, what="target")
     with hooks.preserved(model):
         model.eval()
         img = img.detach().clone().requires_grad_(True)
@@ -411,6 +444,14 @@ def deepdream(model: nn.Module, img: torch.Tensor, layer: str, preprocess: Calla
     """DeepDream (Mordvintsev et al. 2015): maximise the L2 norm of ``layer`` with L1-normalised
     gradient steps, jitter and clipping, from the smallest octave up; details found at one scale
     are carried to the next."""
+    img = images.checked(img, "DeepDream start image")
+    hooks.get_layer(model, layer)
+    octaves = _whole(octaves, "octaves (image scales)", 1)
+    if not (isinstance(octave_scale, numbers.Real) and 1 <= octave_scale < math.inf):
+        raise ValueError(f"octave_scale must be a finite number >= 1 (the size ratio between octaves), "
+                         f"not {octave_scale!r}")
+    _whole(steps, "steps", 1)
+    jitter_px = _whole(jitter_px, "jitter_px")
     h, w = img.shape[-2:]
     sizes = [(max(8, round(h / octave_scale ** k)), max(8, round(w / octave_scale ** k)))
              for k in range(octaves - 1, -1, -1)]

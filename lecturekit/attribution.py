@@ -18,8 +18,9 @@ Methods (each as in its paper):
 """
 from __future__ import annotations
 
+import math
+import numbers
 from contextlib import contextmanager
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -31,21 +32,69 @@ __all__ = ["occlusion", "saliency", "deconvnet", "guided_backprop", "cam", "grad
            "METHODS", "reduce_channels"]
 
 
-def _targets(target, n: int, n_classes: int | None = None) -> torch.Tensor:
-    t = torch.as_tensor(target).long().flatten()
+def _class_names(model: nn.Module | None) -> list[str] | None:
+    """The class names of ``model`` when they are known: the teaching model's, or a ``classes`` attribute."""
+    if model is None:
+        return None
+    from . import teaching
+    if isinstance(model, teaching.TeachingNet):
+        return list(teaching.CLASSES)
+    names = getattr(model, "classes", None)
+    return list(names) if isinstance(names, (list, tuple)) else None
+
+
+def _targets(target, n: int, n_classes: int | None = None, model: nn.Module | None = None,
+             what: str = "target") -> torch.Tensor:
+    """``target`` as ``n`` class (or channel) indices: one index for every image or one per image.
+    Integers of any kind (Python, NumPy, integer tensors) are taken; a class name is resolved
+    against the model's class list when it is known. Anything else (None, 3.7, True) is an error."""
+    __tracebackhide__ = True
+    items = [target] if isinstance(target, str) else target
+    if isinstance(items, (list, tuple)) and any(isinstance(v, str) for v in items):
+        if what != "target":
+            raise ValueError(f"{what} must be an integer channel index, not {target!r}")
+        names = _class_names(model)
+        if names is None:
+            raise ValueError(f"{what} {target!r} is a name, but this model does not carry its class names; "
+                             "give the class index, e.g. bundle.classes.index('name')")
+        unknown = [v for v in items if isinstance(v, str) and v not in names]
+        if unknown:
+            raise ValueError(f"unknown class name {unknown[0]!r}. Valid: {', '.join(names)}")
+        items = [names.index(v) if isinstance(v, str) else v for v in items]
+        target = items[0] if isinstance(target, str) else items
+    if target is None:
+        raise ValueError(f"{what} is None; give the class index to explain (one for all images or one per "
+                         "image), e.g. the predicted class: model(x).argmax(1)")
+    try:
+        t = torch.as_tensor(target)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{what} must be an integer index or a list of them, not {target!r}") from None
+    if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+        shown = target if isinstance(target, numbers.Number) else t.flatten()[:4].tolist()
+        kind = "a bool" if t.dtype == torch.bool else "a float"
+        raise ValueError(f"{what} must be an integer index (or one per image), not {kind} {shown}: "
+                         "a class or channel is a whole number")
+    t = t.long().flatten()
     if t.numel() == 1:
         t = t.expand(n)
     if t.numel() != n:
-        raise ValueError(f"target must be one index or one per image ({n}), got {t.numel()}")
+        raise ValueError(f"{what} must be one index or one per image ({n}), got {t.numel()}")
     if n_classes is not None and ((t < 0) | (t >= n_classes)).any():
-        raise ValueError(f"target {t.tolist()} out of range: the model has classes 0..{n_classes - 1}")
+        valid = "the model has classes" if what == "target" else "valid channels are"
+        raise ValueError(f"{what} {t.tolist()} out of range: {valid} 0..{n_classes - 1}")
     return t
 
 
-def _check_input(x: torch.Tensor) -> None:
-    if not (isinstance(x, torch.Tensor) and x.dim() == 4):
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a model input of shape (N, C, H, W), got {shape}")
+def _checked(model: nn.Module, x, target, layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The checks every method makes first (``hooks.check_input``, ``_targets``): a model input ``x``
+    (N, C, H, W) and its targets (N,): class indices, or with ``layer`` channel indices; their range
+    is checked once the model has run."""
+    __tracebackhide__ = True
+    x = hooks.check_input(model, x)
+    if layer is not None:
+        hooks.get_layer(model, layer)
+    what = "target" if layer is None else f"channel of {layer}"
+    return x, _targets(target, x.shape[0], model=model, what=what)
 
 
 @contextmanager
@@ -59,7 +108,7 @@ def _borrowed(model: nn.Module):
 def _class_scores(model: nn.Module, x: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tensor]:
     """(unnormalised class scores of the targets (N,), logits (N, K))."""
     logits = model(x)
-    t = _targets(target, x.shape[0], logits.shape[1])
+    t = _targets(target, x.shape[0], logits.shape[1], model)
     return logits.gather(1, t.to(logits.device)[:, None])[:, 0], logits
 
 
@@ -89,7 +138,7 @@ def _input_gradient(model: nn.Module, x: torch.Tensor, target, layer: str | None
         act = rec.activations[layer]
         if act.dim() != 4:
             raise ValueError(f"layer {layer} has no spatial output (shape {tuple(act.shape)})")
-        t = _targets(target, x.shape[0], act.shape[1])
+        t = _targets(target, x.shape[0], act.shape[1], what=f"channel of {layer}")
         maps = act[torch.arange(len(t), device=act.device), t.to(act.device)]          # (N, h, w)
         if position is None:
             scores = maps.flatten(1).max(1).values
@@ -105,7 +154,7 @@ def _input_gradient(model: nn.Module, x: torch.Tensor, target, layer: str | None
 def saliency(model: nn.Module, x: torch.Tensor, target, layer: str | None = None, position=None,
              reduce: str | None = "max_abs") -> torch.Tensor:
     """|d score / d x|, max over channels. With ``layer``, ``target`` is a channel of that layer."""
-    _check_input(x)
+    x, target = _checked(model, x, target, layer)
     with _borrowed(model):
         return reduce_channels(_input_gradient(model, x, target, layer, position), reduce)
 
@@ -153,7 +202,7 @@ def relu_rule(model: nn.Module, rule: type[torch.autograd.Function]):
 def guided_backprop(model: nn.Module, x: torch.Tensor, target, layer: str | None = None, position=None,
                     reduce: str | None = "max_abs") -> torch.Tensor:
     """Gradient with every ReLU passing back only positive gradients where its input was positive."""
-    _check_input(x)
+    x, target = _checked(model, x, target, layer)
     with _borrowed(model), relu_rule(model, _GuidedReLU):
         return reduce_channels(_input_gradient(model, x, target, layer, position), reduce)
 
@@ -161,7 +210,7 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, target, layer: str | None
 def deconvnet(model: nn.Module, x: torch.Tensor, target, layer: str | None = None, position=None,
               reduce: str | None = "max_abs") -> torch.Tensor:
     """Gradient with every ReLU passing back the positive part of the gradient, whatever its input was."""
-    _check_input(x)
+    x, target = _checked(model, x, target, layer)
     with _borrowed(model), relu_rule(model, _DeconvReLU):
         return reduce_channels(_input_gradient(model, x, target, layer, position), reduce)
 
@@ -172,7 +221,8 @@ def _upsample(maps: torch.Tensor, size) -> torch.Tensor:
 
 def grad_cam(model: nn.Module, x: torch.Tensor, target, layer: str, upsample: bool = True) -> torch.Tensor:
     """Grad-CAM at ``layer``: ReLU(sum_k alpha_k A_k), alpha_k the spatial mean of d score / d A_k."""
-    _check_input(x)
+    x, target = _checked(model, x, target)
+    hooks.get_layer(model, layer)
     with _borrowed(model):
         x = x.detach().clone().requires_grad_(True)                 # so the graph reaches A even if weights are frozen
         with hooks.capture(model, layer, detach=False) as rec:
@@ -200,9 +250,10 @@ def gap_linear(model: nn.Module) -> tuple[str, nn.Linear]:
 
 def cam(model: nn.Module, x: torch.Tensor, target, layer: str | None = None, upsample: bool = True) -> torch.Tensor:
     """Class activation map: sum_k w_k^c A_k at the layer feeding global average pooling."""
-    _check_input(x)
+    x, target = _checked(model, x, target)
     feed, fc = gap_linear(model)
     layer = layer or feed
+    hooks.get_layer(model, layer)
     with _borrowed(model), torch.no_grad():
         acts = hooks.activations(model, x, layer)[layer]          # (N, K, h, w)
         t = _targets(target, x.shape[0], fc.out_features)
@@ -214,6 +265,7 @@ def cam(model: nn.Module, x: torch.Tensor, target, layer: str | None = None, ups
 def guided_grad_cam(model: nn.Module, x: torch.Tensor, target, layer: str,
                     reduce: str | None = "max_abs") -> torch.Tensor:
     """Guided backprop (per channel) times the upsampled Grad-CAM map, then reduced over channels."""
+    x, target = _checked(model, x, target)
     gb = guided_backprop(model, x, target, reduce=None)             # (N, C, H, W)
     gc = grad_cam(model, x, target, layer)                          # (N, H, W)
     return reduce_channels(gb * gc[:, None], reduce)
@@ -243,22 +295,29 @@ def occlusion(model: nn.Module, x: torch.Tensor, target, patch: int = 8, stride:
 
     Occluded copies run in batches of ``batch_size`` (by default about 400,000 pixels a batch,
     which measured fastest on CPU; see benchmarks/attribution.py) in channels_last format."""
-    _check_input(x)
+    x, target = _checked(model, x, target)
     n, c, h, w = x.shape
-    if not (1 <= patch <= min(h, w)) or stride < 1:
-        raise ValueError(f"patch must be in 1..{min(h, w)} and stride >= 1 (got patch={patch}, stride={stride})")
-    batch_size = batch_size or max(4, min(64, 400_000 // (h * w)))
+    if not (hooks.whole(patch) and hooks.whole(stride) and 1 <= patch <= min(h, w) and stride >= 1):
+        raise ValueError(f"patch must be in 1..{min(h, w)} and stride >= 1, both whole numbers "
+                         f"(got patch={patch!r}, stride={stride!r})")
+    if not (isinstance(fill, numbers.Real) and not isinstance(fill, bool) and math.isfinite(fill)):
+        raise ValueError(f"fill must be a finite number (the model-input value of the patch), not {fill!r}")
+    if batch_size is not None and not (hooks.whole(batch_size) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a whole number >= 1 (or None for the default), not {batch_size!r}")
+    batch_size = int(batch_size or max(4, min(64, 400_000 // (h * w))))
+    patch, stride, fill = int(patch), int(stride), float(fill)
 
     def places(size):
         p = list(range(0, size - patch + 1, stride))
         return p + [size - patch] if p[-1] != size - patch else p
     spots = [(r, s) for r in places(h) for s in places(w)]
-    t = _targets(target, n)
+    t = target
     total = torch.zeros(n, h, w, device=x.device, dtype=x.dtype)
     count = torch.zeros(h, w, device=x.device, dtype=x.dtype)
     for r, s in spots:
         count[r:r + patch, s:s + patch] += 1
     with _borrowed(model), channels_last(model):
+        t = _targets(t, n, model(x[:1]).shape[1])           # the class range, before the many occluded passes
         for i in range(n):
             for start in range(0, len(spots), batch_size):
                 chunk = spots[start:start + batch_size]
@@ -266,8 +325,6 @@ def occlusion(model: nn.Module, x: torch.Tensor, target, patch: int = 8, stride:
                 for j, (r, s) in enumerate(chunk):
                     batch[j, :, r:r + patch, s:s + patch] = fill
                 logits = model(batch.contiguous(memory_format=torch.channels_last))
-                if not 0 <= int(t[i]) < logits.shape[1]:
-                    raise ValueError(f"target {int(t[i])} out of range: the model has classes 0..{logits.shape[1] - 1}")
                 probs = logits.softmax(1)[:, t[i]]
                 for p, (r, s) in zip(probs, chunk):
                     total[i, r:r + patch, s:s + patch] += p

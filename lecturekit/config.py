@@ -7,6 +7,12 @@ Environment variables (all optional):
 ``LECTUREKIT_MODEL=name``  the model the notebooks load (default ``auto``, see ``lecturekit.zoo``).
 ``LECTUREKIT_DEVICE=cpu``  force a device (default: cuda, then mps, then cpu).
 ``LECTUREKIT_DATA=dir``    a folder to read the shipped weights and samples from instead.
+``LECTUREKIT_STANDINS=1``  load cached ImageNet files that do not match their published checksum
+                           (the tests' stand-ins, random values under the real names) with a warning;
+                           without it such a file is an error.
+``LECTUREKIT_NET_TIMEOUT=10`` seconds without progress before a download or a connection gives
+                           up (default 10): a stalled server then gives the fallback or a clear
+                           message instead of a hang.
 """
 from __future__ import annotations
 
@@ -64,9 +70,34 @@ def pick(full, quick_value):
     return quick_value if quick() else full
 
 
+def standins() -> bool:
+    """True when stand-in weight files may load (``LECTUREKIT_STANDINS=1``, the tests)."""
+    return _flag("LECTUREKIT_STANDINS")
+
+
 def offline() -> bool:
     """True when the network must not be used (``LECTUREKIT_OFFLINE=1``)."""
     return _flag("LECTUREKIT_OFFLINE")
+
+
+#: Seconds without progress before a network operation gives up (``LECTUREKIT_NET_TIMEOUT``).
+NET_TIMEOUT_S = 10.0
+
+
+def net_timeout() -> float:
+    """``LECTUREKIT_NET_TIMEOUT`` in seconds (default 10): how long a connection or a download may
+    make no progress before it gives up."""
+    raw = os.environ.get("LECTUREKIT_NET_TIMEOUT", "").strip()
+    if not raw:
+        return NET_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise ValueError(f"LECTUREKIT_NET_TIMEOUT={raw!r} is not a usable timeout; give a positive number of "
+                         f"seconds (default {NET_TIMEOUT_S:g})")
+    return value
 
 
 def model_name() -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -99,12 +100,18 @@ class TransformNet(nn.Module):
             style = 0
         device = self.out.weight.device if device is None else device
         dtype = self.out.weight.dtype if dtype is None else dtype
-        if isinstance(style, int):
+        if isinstance(style, (int, np.integer)) and not isinstance(style, (bool, np.bool_)):
             if not 0 <= style < self.n_styles:
                 raise ValueError(f"style index {style} out of range 0..{self.n_styles - 1}")
-            w = F.one_hot(torch.tensor(style), self.n_styles).to(dtype)
+            w = F.one_hot(torch.tensor(int(style)), self.n_styles).to(dtype)
         else:
-            w = torch.as_tensor(style, dtype=dtype)
+            try:
+                w = torch.as_tensor(style, dtype=dtype)
+            except (TypeError, ValueError, RuntimeError):
+                w = torch.full((0, 0, 0), float("nan"))
+            if w.dim() not in (1, 2) or not torch.isfinite(w).all():
+                raise ValueError(f"style must be an index 0..{self.n_styles - 1} or {self.n_styles} finite blend "
+                                 f"weights (one row per image), not {style!r}")
             if w.shape[-1] != self.n_styles:
                 raise ValueError(f"{w.shape[-1]} style weights for a network of {self.n_styles} styles")
         return w.expand(n, -1).to(device) if w.dim() == 1 else w.to(device)

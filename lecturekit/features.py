@@ -46,21 +46,31 @@ def extract(model: torch.nn.Module, images: torch.Tensor, layers: str | Iterable
     so that a large data set never holds full feature maps. Images are given to the model in
     its own dtype; results are on the CPU, in the dtype the model computes in.
     """
-    names = [layers] if isinstance(layers, str) else list(layers)
+    names = hooks._as_list(layers)
     for name in names:
         hooks.get_layer(model, name)                        # a bad name fails before any work
-    if not (isinstance(images, torch.Tensor) and images.dim() == 4):
-        raise ValueError("images must be a (N, C, H, W) tensor")
+    _check_batch_size(batch_size)
+    if not (isinstance(images, torch.Tensor) and images.dim() == 4 and len(images)):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a (N, C, H, W) tensor with N >= 1 (one image: img[None]), got {shape}")
+    if images.dtype == torch.uint8:                         # 0..255 pixels: unambiguous
+        images = images.float() / 255
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     out: dict[str, list] = {n: [] for n in names}
     starts = range(0, len(images), batch_size)
     for i in tqdm(starts, desc="features", disable=not progress or len(starts) < 4, leave=False):
         x = images[i:i + batch_size].to(device=device, dtype=dtype)
-        acts = hooks.activations(model, preprocess(x) if preprocess else x, names)
+        x = hooks.check_input(model, preprocess(x) if preprocess else x, "the (preprocessed) images")
+        acts = hooks.activations(model, x, names)
         for n in names:
             kept = reduce(acts[n]) if reduce else acts[n]
             out[n].append(tuple(t.cpu() for t in kept) if isinstance(kept, tuple) else kept.cpu())
     return {n: _cat(parts) for n, parts in out.items()}
+
+
+def _check_batch_size(batch_size) -> None:
+    if not (hooks.whole(batch_size) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a whole number >= 1, not {batch_size!r}")
 
 
 class LayerCache:
@@ -72,6 +82,7 @@ class LayerCache:
 
     def __init__(self, model, images: torch.Tensor, preprocess: Callable | None = None,
                  reduce: Callable | None = None, batch_size: int = 64):
+        _check_batch_size(batch_size)
         self.model, self.images, self.preprocess = model, images, preprocess
         self.reduce, self.batch_size = reduce, batch_size
         self.store: dict = {}
@@ -106,7 +117,7 @@ def nearest(query: torch.Tensor, gallery: torch.Tensor, k: int = 5, metric: str 
     """
     gallery = gallery.flatten(1).to(torch.promote_types(gallery.dtype, torch.float32))   # float64 stays
     query = query.flatten().to(device=gallery.device, dtype=gallery.dtype)[None]
-    if not 1 <= k <= len(gallery) - (exclude is not None):
+    if not (hooks.whole(k) and 1 <= k <= len(gallery) - (exclude is not None)):
         raise ValueError(f"k must be between 1 and the gallery size ({len(gallery)}), not {k}")
     d = _distances(query, gallery, metric)[0]
     if exclude is not None:
@@ -117,7 +128,17 @@ def nearest(query: torch.Tensor, gallery: torch.Tensor, k: int = 5, metric: str 
 def knn_accuracy(feats: torch.Tensor, labels: torch.Tensor, k: int = 5, metric: str = "euclidean") -> float:
     """Leave-one-out k-nearest-neighbour classification accuracy (majority vote, ties to the nearest)."""
     feats = feats.flatten(1).to(torch.promote_types(feats.dtype, torch.float32))       # float64 stays
-    labels = labels.to(feats.device)
+    labels = torch.as_tensor(labels)
+    n = len(feats)
+    if labels.shape != (n,) or labels.is_floating_point() or labels.dtype == torch.bool or (labels < 0).any():
+        raise ValueError(f"labels must be {n} class indices >= 0 (one per feature row), got "
+                         f"{labels.dtype} of shape {tuple(labels.shape)}")
+    if not (hooks.whole(k) and 1 <= k <= n - 1):
+        raise ValueError(f"k must be a whole number in 1..{n - 1} (neighbours other than the image itself "
+                         f"among {n}), not {k!r}")
+    if not torch.isfinite(feats).all():
+        raise ValueError("feats hold NaN or infinite values; distances between them mean nothing")
+    labels = labels.long().to(feats.device)
     d = _distances(feats, feats, metric)
     d.fill_diagonal_(float("inf"))
     idx = d.topk(k, largest=False).indices                   # (N, k), closest first

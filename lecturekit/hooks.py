@@ -15,6 +15,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,7 +30,8 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
     __tracebackhide__ = True
     modules = dict(model.named_modules())
     if not isinstance(name, str) or not name or name not in modules:
-        raise ValueError(f"{type(model).__name__} has no layer {name!r}. Valid layer names: "
+        hint = "" if isinstance(name, str) else f" (layers are named by strings, not {type(name).__name__})"
+        raise ValueError(f"{type(model).__name__} has no layer {name!r}{hint}. Valid layer names: "
                          f"{', '.join(layer_names(model))}")
     return modules[name]
 
@@ -61,7 +63,39 @@ class Recording:
 
 
 def _as_list(layers) -> list[str]:
-    return [layers] if isinstance(layers, str) else list(layers)
+    """One layer name or several; anything else (an int, None) is kept for ``get_layer`` to refuse."""
+    return [layers] if isinstance(layers, str) or not isinstance(layers, Iterable) else list(layers)
+
+
+def whole(v) -> bool:
+    """A whole number: a Python or NumPy integer (not a bool, not a float)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def check_input(model: nn.Module, x, what: str = "x") -> torch.Tensor:
+    """``x`` as a model input (N, C, H, W): a single (C, H, W) image gets a batch dimension; not a
+    float tensor, NaN or infinite values, or a channel count the model's first convolution does not
+    take are errors that say what is allowed."""
+    __tracebackhide__ = True
+    if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{what} must be a model input tensor of shape (N, C, H, W) or (C, H, W), got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"{what} is a {str(x.dtype).replace('torch.', '')} tensor; a model input is a float tensor "
+                         "(a 0..1 image passed through the model's preprocess, e.g. bundle.preprocess(img))")
+    x = x[None] if x.dim() == 3 else x
+    if x.numel() == 0:
+        raise ValueError(f"{what} is empty (shape {tuple(x.shape)})")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{what} holds NaN or infinite values; every result computed from it would be NaN")
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is not None and x.shape[1] != conv.in_channels:
+        kinds = {1: "grayscale", 3: "RGB"}
+        raise ValueError(f"{what} has {x.shape[1]} channels but {type(model).__name__} takes {conv.in_channels} "
+                         f"({kinds.get(conv.in_channels, 'channels')}); preprocess the image for this model "
+                         "(bundle.preprocess converts RGB to grayscale for the teaching model; a grayscale image "
+                         "for an RGB model: img.expand(-1, 3, -1, -1))")
+    return x
 
 
 @contextmanager
@@ -101,7 +135,8 @@ class _Stop(Exception):
 
 def run(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str], stop: bool = True,
         detach: bool = True) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-    """One forward pass recording the named layers' outputs: (activations, model output).
+    """One forward pass, in eval mode (the model's modes are restored after), recording the named
+    layers' outputs: (activations, model output).
 
     With ``stop`` the pass ends as soon as every named layer has run (the output is then None),
     so nothing after the deepest layer asked for is computed. ``detach=False`` keeps the
@@ -119,15 +154,17 @@ def run(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str], stop: bo
         return hook
 
     result = None
-    try:
-        for name, module in zip(names, modules):
-            handles.append(module.register_forward_hook(make_hook(name)))
-        result = model(x)
-    except _Stop:
-        pass
-    finally:
-        for h in handles:
-            h.remove()
+    with preserved(model):
+        model.eval()                                        # batch norm statistics stay as they are
+        try:
+            for name, module in zip(names, modules):
+                handles.append(module.register_forward_hook(make_hook(name)))
+            result = model(x)
+        except _Stop:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
     return {n: out[n] for n in names}, result
 
 

@@ -64,7 +64,8 @@ def _sample_array(name: str) -> np.ndarray:
 
 
 def from_array(arr: np.ndarray) -> torch.Tensor:
-    """HxW, HxWx1, HxWx3 or HxWx4 array (uint8, uint16, bool or float 0..1) -> (1, 3, H, W)."""
+    """HxW, HxWx1, HxWx3 or HxWx4 array (uint8, uint16, bool, float 0..1, or other integers >= 0,
+    divided by 255, 65535 or their maximum, the first that covers it) -> (1, 3, H, W)."""
     arr = np.asarray(arr)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float32)
@@ -72,11 +73,16 @@ def from_array(arr: np.ndarray) -> torch.Tensor:
         arr = arr.astype(np.float32) / 255
     elif arr.dtype == np.uint16:
         arr = arr.astype(np.float32) / 65535
-    elif np.issubdtype(arr.dtype, np.integer):
-        top = float(arr.max()) if arr.size else 1.0
-        arr = arr.astype(np.float32) / (65535 if top <= 65535 else top)
+    elif np.issubdtype(arr.dtype, np.integer):          # int16/32/64 holding 8- or 16-bit pixels
+        lo, top = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if lo < 0:
+            raise ImageError(f"integer pixels must be >= 0 (0..255 or 0..65535); this {arr.dtype} array spans "
+                             f"{lo}..{top}. Scale it to floats in 0..1 first")
+        arr = arr.astype(np.float32) / (255 if top <= 255 else 65535 if top <= 65535 else top)
     elif np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float32)
+        if arr.size and not np.isfinite(arr).all():
+            raise ImageError("the image array holds NaN or infinite values; pixels must be numbers in 0..1")
         if arr.size and (arr.min() < 0 or arr.max() > 1):
             raise ImageError(f"a float image must hold values in 0..1; this one spans "
                              f"{arr.min():.3g}..{arr.max():.3g}")
@@ -144,6 +150,8 @@ def load(source, size: int | None = None) -> torch.Tensor:
     (for example from an upload widget), a PIL image or a NumPy array.
     ``size``: if given, scale the shorter side to ``size`` and centre-crop to a square.
     """
+    if size is not None and not (isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size >= 1):
+        raise ValueError(f"size must be a whole number of pixels >= 1 (or None to keep the size), not {size!r}")
     if isinstance(source, (bytes, bytearray)):
         img = from_array(_open(io.BytesIO(source), "the uploaded data"))
     elif isinstance(source, Image.Image):
@@ -165,13 +173,37 @@ def load(source, size: int | None = None) -> torch.Tensor:
     else:
         raise TypeError(f"load() takes a sample name, a path, bytes, a PIL image or an array, "
                         f"not {type(source).__name__}")
-    return square(img, size) if size is not None else img
+    return square(img, int(size)) if size is not None else img
 
 
 def _check(img: torch.Tensor) -> None:
     if not (isinstance(img, torch.Tensor) and img.dim() == 4):
         shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
         raise ValueError(f"expected an image tensor of shape (N, C, H, W), got {shape}")
+
+
+def checked(img, what: str = "image") -> torch.Tensor:
+    """``img`` as a float image batch (N, C, H, W) in 0..1: a single (C, H, W) image gets a batch
+    dimension and uint8 pixels (0..255) are divided by 255. Anything else that is not a float
+    tensor in 0..1 with finite values is an error saying what is allowed."""
+    __tracebackhide__ = True
+    if not isinstance(img, torch.Tensor) or img.dim() not in (3, 4) or img.numel() == 0:
+        shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+        raise ValueError(f"the {what} must be an image tensor (N, C, H, W) or (C, H, W) in 0..1 "
+                         f"(images.load makes one from a file or sample name), got {shape}")
+    img = img[None] if img.dim() == 3 else img
+    if img.dtype == torch.uint8:
+        return img.float() / 255
+    if not img.is_floating_point():
+        raise ValueError(f"the {what} is a {str(img.dtype).replace('torch.', '')} tensor; use floats in 0..1 "
+                         "(or uint8 0..255)")
+    if not torch.isfinite(img).all():
+        raise ValueError(f"the {what} holds NaN or infinite values")
+    lo, hi = img.min().item(), img.max().item()
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(f"the {what} spans {lo:.3g}..{hi:.3g}; an image holds values in 0..1 (a model input "
+                         "made by preprocess is not an image: use deprocess, or pass 0..1 pixels)")
+    return img
 
 
 def resize(img: torch.Tensor, size) -> torch.Tensor:

@@ -6,11 +6,13 @@
     python -m lecturekit download paintings           # fetch them all ahead of class
 
 Files come from Wikimedia Commons (``Special:FilePath``, 1024 px wide) and are checked to be
-readable images before they are kept. Offline, or when a fetch fails, ``load`` says why and
+readable images, and against the SHA-256 pinned for the painting where one is, before they are
+kept. A server that sends nothing for ``LECTUREKIT_NET_TIMEOUT`` seconds (default 10) gives up. Offline, or when a fetch fails, ``load`` says why and
 returns its fallback, one of the photos bundled with scikit-image / scikit-learn.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import urllib.parse
 import urllib.request
@@ -23,7 +25,6 @@ from . import config, images, zoo
 
 URL = "https://commons.wikimedia.org/wiki/Special:FilePath/{file}?width=1024"
 MAX_BYTES = 30_000_000            # larger answers are not a 1024 px painting
-TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
@@ -32,22 +33,27 @@ class Painting:
     artist: str
     file: str                     # Wikimedia Commons file name
     fallback: str                 # bundled sample used when the painting cannot be had
+    sha256: str | None = None     # of the bytes ``url`` serves; None: not pinned yet (any readable image is kept)
 
     @property
     def url(self) -> str:
         return URL.format(file=urllib.parse.quote(self.file))
 
 
+#: ``sha256`` is None for every painting until someone with network access pins it: the SHA-1
+#: that Commons publishes is of the original upload, not of the 1024 px rendering fetched here, so
+#: it cannot be used. To pin: ``hashlib.sha256(paintings.path(name).read_bytes()).hexdigest()``
+#: after a download checked by eye.
 PAINTINGS = {
     "starry_night": Painting("The Starry Night", "Vincent van Gogh, 1889",
-                             "Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg", "hubble_deep_field"),
+                             "Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg", "hubble_deep_field", sha256=None),
     "great_wave": Painting("The Great Wave off Kanagawa", "Katsushika Hokusai, about 1831",
-                           "Tsunami_by_hokusai_19th_century.jpg", "coffee"),
+                           "Tsunami_by_hokusai_19th_century.jpg", "coffee", sha256=None),
     "composition_vii": Painting("Composition VII", "Wassily Kandinsky, 1913",
-                                "Vassily_Kandinsky,_1913_-_Composition_7.jpg", "flower"),
+                                "Vassily_Kandinsky,_1913_-_Composition_7.jpg", "flower", sha256=None),
     "the_scream": Painting("The Scream", "Edvard Munch, 1893",
                            "Edvard_Munch,_1893,_The_Scream,_oil,_tempera_and_pastel_on_cardboard,"
-                           "_National_Gallery_of_Norway.jpg", "rocket"),
+                           "_National_Gallery_of_Norway.jpg", "rocket", sha256=None),
 }
 
 
@@ -70,16 +76,19 @@ def path(name: str) -> Path:
     return cache_dir() / f"{name}.jpg"
 
 
-def fetch(name: str, timeout: float = TIMEOUT_S) -> Path:
+def fetch(name: str, timeout: float | None = None) -> Path:
     """Download the painting into the cache (no-op when cached) and return its path.
-    Raises ``PaintingUnavailable`` with the reason when offline or the fetch fails."""
+    Raises ``PaintingUnavailable`` with the reason when offline or the fetch fails, when the
+    server sends nothing for ``timeout`` seconds (default ``config.net_timeout()``), or when the
+    file does not match the painting's pinned SHA-256."""
     painting = _painting(name)
+    timeout = config.net_timeout() if timeout is None else timeout
     target = path(name)
     if target.is_file():
         return target
     if config.offline():
         raise PaintingUnavailable(f"{painting.title} is not cached and LECTUREKIT_OFFLINE forbids the network")
-    if not zoo.reachable(painting.url):
+    if not zoo.reachable(painting.url, timeout):
         raise PaintingUnavailable(f"{painting.title} is not cached and {urllib.parse.urlparse(painting.url).hostname} "
                                   "cannot be reached")
     request = urllib.request.Request(painting.url, headers={"User-Agent": "lecturekit (course notebooks)"})
@@ -87,9 +96,14 @@ def fetch(name: str, timeout: float = TIMEOUT_S) -> Path:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             data = answer.read(MAX_BYTES + 1)
     except OSError as err:                      # URLError, HTTPError and timeouts are all OSErrors
+        if isinstance(err, TimeoutError) or "timed out" in str(err):
+            err = f"no answer for {timeout:g} s (LECTUREKIT_NET_TIMEOUT)"
         raise PaintingUnavailable(f"downloading {painting.title} from {painting.url} failed: {err}") from None
     if len(data) > MAX_BYTES:
         raise PaintingUnavailable(f"{painting.url} sent more than {MAX_BYTES // 1_000_000} MB; not kept")
+    if painting.sha256 is not None and hashlib.sha256(data).hexdigest() != painting.sha256:
+        raise PaintingUnavailable(f"{painting.url} sent a file whose SHA-256 ({hashlib.sha256(data).hexdigest()[:12]}...) "
+                                  f"does not match the one pinned for {painting.title}; not kept")
     try:
         images.load(data)
     except (images.ImageError, ValueError) as err:

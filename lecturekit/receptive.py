@@ -175,18 +175,23 @@ def unit_gradient(model: nn.Module, layer: str, input_size: int, in_channels: in
                   x: torch.Tensor | None = None) -> torch.Tensor:
     """|d (centre unit of ``layer``, summed over channels) / d input|, summed over input channels: (H, W).
     Without ``x`` the input is all ones, on the model's device in its dtype."""
+    hooks.get_layer(model, layer)
     if x is None:
+        if not (hooks.whole(input_size) and input_size >= 1 and hooks.whole(in_channels) and in_channels >= 1):
+            raise ValueError(f"input_size and in_channels must be whole numbers >= 1, not {input_size!r} and "
+                             f"{in_channels!r}")
         p = next(model.parameters())
-        x = torch.ones(1, in_channels, input_size, input_size, device=p.device, dtype=p.dtype)
-    x = x.detach().clone().requires_grad_(True)
+        x = torch.ones(1, int(in_channels), int(input_size), int(input_size), device=p.device, dtype=p.dtype)
+    x = hooks.check_input(model, x).detach().clone().requires_grad_(True)
     with hooks.preserved(model), hooks.capture(model, layer, detach=False) as rec:
+        model.eval()                                        # batch norm statistics stay as they are
         model(x)
         act = rec.activations[layer]
         if act.dim() != 4:
             raise ValueError(f"layer {layer} has no spatial output (shape {tuple(act.shape)})")
         h, w = act.shape[2:]
-        act[0, :, (h - 1) // 2, (w - 1) // 2].sum().backward()
-    return x.grad[0].abs().sum(0)
+        grad, = torch.autograd.grad(act[0, :, (h - 1) // 2, (w - 1) // 2].sum(), x)   # no .grad on parameters
+    return grad[0].abs().sum(0)
 
 
 def crop(img: torch.Tensor, rf: RF, row: int, col: int, fill: float = 0.5) -> torch.Tensor:
@@ -220,10 +225,11 @@ def top_patches(maxima: tuple, images: torch.Tensor, rf: RF, channel: int, k: in
     """
     values, rows, cols = maxima
     n, channels = values.shape
-    if not 0 <= channel < channels:
+    if not (hooks.whole(channel) and 0 <= channel < channels):
         raise ValueError(f"channel must be in 0..{channels - 1} for this layer ({channels} channels), not {channel}")
-    if not 1 <= k <= n:
+    if not (hooks.whole(k) and 1 <= k <= n):
         raise ValueError(f"k must be between 1 and the number of images ({n}), not {k}")
+    channel, k = int(channel), int(k)
     top = values[:, channel].topk(k)
     idx = top.indices
     r, c = rows[idx, channel], cols[idx, channel]

@@ -10,9 +10,14 @@
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 
 import torch
 from torch import nn
+
+from . import hooks
+from .attribution import _checked, _targets
 
 
 def weight_layers(model: nn.Module) -> list[str]:
@@ -23,8 +28,9 @@ def weight_layers(model: nn.Module) -> list[str]:
 def randomized(model: nn.Module, upto: int, seed: int = 0) -> nn.Module:
     """A copy with the top ``upto`` conv/linear layers re-initialised (cascading randomisation)."""
     layers = weight_layers(model)
-    if not 0 <= upto <= len(layers):
-        raise ValueError(f"upto must be in 0..{len(layers)} (the model has {len(layers)} conv/linear layers)")
+    if not (hooks.whole(upto) and 0 <= upto <= len(layers)):
+        raise ValueError(f"upto must be in 0..{len(layers)}, a whole number (the model has {len(layers)} conv/linear "
+                         f"layers), not {upto!r}")
     clone = copy.deepcopy(model)
     modules = dict(clone.named_modules())
     torch.manual_seed(seed)
@@ -49,6 +55,8 @@ def rank_correlation(a: torch.Tensor, b: torch.Tensor, absolute: bool = True) ->
     (of absolute values by default, as Adebayo et al. do): the Pearson correlation of the ranks."""
     if a.shape != b.shape:
         raise ValueError(f"maps must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        raise ValueError("the maps hold NaN or infinite values, which have no rank")
     a, b = (a.abs(), b.abs()) if absolute else (a, b)
     values = []
     for x, y in zip(a.detach().flatten(1).double(), b.detach().flatten(1).double()):
@@ -72,23 +80,35 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, target, heat: torch.Tensor
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', not {mode!r}")
+    if not (hooks.whole(steps) and steps >= 1):
+        raise ValueError(f"steps must be a whole number >= 1 (points on the curve after the start), not {steps!r}")
+    if not (isinstance(baseline, numbers.Real) and math.isfinite(baseline)):
+        raise ValueError(f"baseline must be a finite number (a model-input value), not {baseline!r}")
+    x, t = _checked(model, x, target)
     n, c, h, w = x.shape
-    if heat.shape != (n, h, w):
-        raise ValueError(f"heat must be (N, H, W) = {(n, h, w)}, got {tuple(heat.shape)}")
-    t = torch.as_tensor(target).long().flatten().expand(n) if torch.as_tensor(target).numel() == 1 \
-        else torch.as_tensor(target).long()
+    if not isinstance(heat, torch.Tensor) or heat.shape != (n, h, w):
+        shape = tuple(heat.shape) if isinstance(heat, torch.Tensor) else type(heat).__name__
+        raise ValueError(f"heat must be (N, H, W) = {(n, h, w)}, got {shape}")
+    if not torch.isfinite(heat).all():
+        raise ValueError("heat holds NaN or infinite values, which give no order to delete pixels in")
+    steps = int(steps)
     order = heat.flatten(1).argsort(1, descending=True).to(x.device)    # most important first
     fractions = torch.linspace(0, 1, steps + 1, device=x.device, dtype=x.dtype)
     probs = torch.zeros(n, steps + 1, device=x.device, dtype=x.dtype)
     base = torch.full_like(x, baseline)
-    rows, t = torch.arange(n, device=x.device), t.to(x.device)
-    for s in range(steps + 1):
-        k = round(s * h * w / max(steps, 1))                             # exact, whatever x's dtype
-        mask = torch.zeros(n, h * w, dtype=torch.bool, device=x.device)
-        mask.scatter_(1, order[:, :k], True)
-        mask = mask.view(n, 1, h, w)
-        current = torch.where(mask, base, x) if mode == "deletion" else torch.where(mask, x, base)
-        probs[:, s] = model(current).softmax(1)[rows, t]
+    rows = torch.arange(n, device=x.device)
+    with hooks.preserved(model):
+        model.eval()                                        # batch norm statistics stay as they are
+        for s in range(steps + 1):
+            k = round(s * h * w / steps)                    # exact, whatever x's dtype
+            mask = torch.zeros(n, h * w, dtype=torch.bool, device=x.device)
+            mask.scatter_(1, order[:, :k], True)
+            mask = mask.view(n, 1, h, w)
+            current = torch.where(mask, base, x) if mode == "deletion" else torch.where(mask, x, base)
+            logits = model(current)
+            if s == 0:
+                t = _targets(t, n, logits.shape[1]).to(x.device)   # the range, once the class count is known
+            probs[:, s] = logits.softmax(1)[rows, t]
     return fractions, probs
 
 

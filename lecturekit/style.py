@@ -98,9 +98,15 @@ def feature_net(source: str = "auto", last: str | None = None, seed: int = 0) ->
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(repr(s) for s in SOURCES)}, not {source!r}")
+    vgg = None
     if source == "auto":
-        source = "vgg16" if zoo.prefer("vgg16", "fixed random filters of sizes 1-15 px for the style features") \
-            else "random-multiscale"
+        source = "random-multiscale"
+        if zoo.prefer("vgg16", "fixed random filters of sizes 1-15 px for the style features"):
+            try:
+                vgg, source = zoo.load("vgg16", device="cpu"), "vgg16"
+            except zoo.WeightsUnavailable as err:       # a stalled or failed download: the random filters
+                print(f"Using fixed random filters of sizes 1-15 px for the style features: "
+                      f"{str(err).splitlines()[0]}")
     preprocess, _ = zoo.normalizer()
     if source == "random-multiscale":
         names = [f"relu{k}" for k in RANDOM_SIZES]
@@ -111,12 +117,13 @@ def feature_net(source: str = "auto", last: str | None = None, seed: int = 0) ->
         depths = names[:names.index(last) + 1]
         return FeatureNet(zoo.prepare(model).to(config.device()), preprocess,
                           f"fixed random filters of sizes {RANDOM_SIZES[0]}-{RANDOM_SIZES[-1]} px (seed {seed})",
-                          False, style_layers=list(depths), content_layer="relu5", depths=depths)
+                          False, style_layers=list(depths),
+                          content_layer="relu5" if "relu5" in depths else depths[-1], depths=depths)
     last = last or "relu5_1"
     if last not in VGG16_NAMES:
         raise ValueError(f"unknown VGG-16 layer {last!r}. Valid: {', '.join(VGG16_NAMES)}")
     if source == "vgg16":
-        bundle = zoo.load("vgg16", device="cpu")
+        bundle = vgg or zoo.load("vgg16", device="cpu")
         features, description, pretrained = bundle.model.features, "VGG-16 features, ImageNet weights", True
     else:
         from torchvision.models import get_model
@@ -164,8 +171,7 @@ def check_style_image(img, what: str = "style image") -> torch.Tensor:
         shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
         raise ValueError(f"the {what} must be an image tensor (1, C, H, W) in 0..1 (lecturekit.images.load "
                          f"makes one from a file or sample name), got {shape}")
-    if img.dim() == 3:
-        img = img[None]
+    img = images.checked(img, what)                     # batch of one, uint8 -> 0..1, finite values in 0..1
     if img.shape[1] not in (1, 3, 4):
         raise ValueError(f"the {what} has {img.shape[1]} channels; 1 (grayscale), 3 (RGB) or 4 (RGBA) allowed")
     img = img.to(torch.promote_types(img.dtype, torch.float32))        # float64 stays float64
@@ -239,6 +245,7 @@ def transfer(net: FeatureNet, content: torch.Tensor, style_imgs, steps: int = 20
     content + style + total-variation losses. Returns the ascent ``Result`` (its history is minus the loss)."""
     if init not in ("content", "noise"):
         raise ValueError(f"init must be 'content' or 'noise', not {init!r}")
+    content = check_style_image(content, "content image")
     objective = style_objective(net, style_imgs, layers, mix, content, content_layer, content_weight, style_weight)
     if init == "content":
         start = content
@@ -267,6 +274,8 @@ def synthesize(net: FeatureNet, exemplar: torch.Tensor, size: int, steps: int = 
                progress: bool = True, device=None, dtype=None) -> ascent.Result:
     """Neural texture synthesis: match the Gram matrices of ``layers`` starting from noise.
     The noise (and so the result) is on ``device`` in ``dtype``, by default those of ``net.model``."""
+    if not (hooks.whole(size) and size >= MIN_STYLE_SIDE):
+        raise ValueError(f"size must be a whole number of pixels >= {MIN_STYLE_SIDE}, not {size!r}")
     objective = style_objective(net, [exemplar], layers)
     p = next(net.model.parameters())
     start = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed))   # drawn on the CPU

@@ -171,9 +171,12 @@ def load(name: str = "auto"):
     from . import teaching, zoo
     if name not in ("auto", "vit_b_16", "tiny"):
         raise ValueError(f"name must be 'auto', 'vit_b_16' or 'tiny', not {name!r}")
-    if name == "auto":
-        name = "vit_b_16" if zoo.prefer("vit_b_16", "the small ViT trained on Fashion-MNIST") else "tiny"
-    if name == "vit_b_16":
+    if name == "auto" and zoo.prefer("vit_b_16", "the small ViT trained on Fashion-MNIST"):
+        try:
+            return zoo.load("vit_b_16")
+        except zoo.WeightsUnavailable as err:           # a stalled or failed download: the small ViT
+            print(f"Using the small ViT trained on Fashion-MNIST: {str(err).splitlines()[0]}")
+    elif name == "vit_b_16":
         return zoo.load("vit_b_16")
     model, meta = load_tiny()
     return zoo.Bundle("vit_tiny", zoo.prepare(model).to(config.device()), list(teaching.CLASSES),

@@ -16,7 +16,9 @@ import hashlib
 import pickle
 import socket
 import urllib.parse
+import warnings
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -173,16 +175,31 @@ def _fetch_command(name: str) -> str:
     return f"python -m lecturekit download {name}"
 
 
-def reachable(url: str, timeout: float = 3.0) -> bool:
-    """Can we open a connection to the host of ``url``? Never when offline mode is on."""
+def reachable(url: str, timeout: float | None = None) -> bool:
+    """Can we open a connection to the host of ``url`` within ``timeout`` seconds (default
+    ``config.net_timeout()``)? Never when offline mode is on."""
     if config.offline():
         return False
     parts = urllib.parse.urlparse(url)
+    default = 443 if parts.scheme == "https" else 80
     try:
-        with socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout):
+        with socket.create_connection((parts.hostname, parts.port or default),
+                                      timeout=config.net_timeout() if timeout is None else timeout):
             return True
     except OSError:
         return False
+
+
+@contextmanager
+def network_timeout(seconds: float | None = None):
+    """Every socket opened inside gives up after ``seconds`` without progress (default
+    ``config.net_timeout()``), for libraries that open URLs without a timeout of their own."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(config.net_timeout() if seconds is None else seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
 
 
 def _unavailable(name: str, why: str) -> WeightsUnavailable:
@@ -194,10 +211,24 @@ def _unavailable(name: str, why: str) -> WeightsUnavailable:
 
 
 def download(name: str, progress: bool = True) -> Path:
-    """Fetch ``name``'s weights into the torch hub cache (no-op when present); return the path."""
+    """Fetch ``name``'s weights into the torch hub cache (no-op when present); return the path.
+
+    A download that makes no progress for ``config.net_timeout()`` seconds gives up with
+    ``WeightsUnavailable``. A cached file that is empty, or whose checksum does not match the
+    published file, is an error (with ``LECTUREKIT_STANDINS=1``, test stand-ins load with a warning)."""
     __tracebackhide__ = True
     path = weights_path(name)
     if path.is_file():
+        if path.stat().st_size == 0:
+            raise WeightsUnavailable(f"{path} is empty (0 bytes): an interrupted download or copy.\n"
+                                     f"  Delete it and fetch it again: {_fetch_command(name)}")
+        if not checksum_ok(name):
+            message = (f"{path} does not match the published checksum of {name}'s weights (a damaged download, "
+                       f"or a stand-in): its predictions would mean nothing")
+            if not config.standins():
+                raise WeightsUnavailable(f"{message}.\n  Delete it and fetch it again: {_fetch_command(name)}\n"
+                                         "  (test stand-ins with random values are loaded with LECTUREKIT_STANDINS=1)")
+            warnings.warn(f"{message}; loaded because LECTUREKIT_STANDINS=1", stacklevel=3)
         return path
     weights = _weights(name)
     if config.offline():
@@ -207,14 +238,13 @@ def download(name: str, progress: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     stem = path.name.rsplit(".", 1)[0]
     hash_prefix = stem.rsplit("-", 1)[-1] if "-" in stem else None
-    old_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(60)
     try:
-        torch.hub.download_url_to_file(weights.url, str(path), hash_prefix=hash_prefix, progress=progress)
+        with network_timeout():
+            torch.hub.download_url_to_file(weights.url, str(path), hash_prefix=hash_prefix, progress=progress)
     except (OSError, RuntimeError) as err:
-        raise _unavailable(name, f"the download failed ({err}).") from None
-    finally:
-        socket.setdefaulttimeout(old_timeout)
+        why = f"no answer for {config.net_timeout():g} s (LECTUREKIT_NET_TIMEOUT)" \
+            if isinstance(err, TimeoutError) or "timed out" in str(err) else str(err)
+        raise _unavailable(name, f"the download failed ({why}).") from None
     return path
 
 
@@ -322,13 +352,19 @@ def load(name: str | None = None, device: torch.device | str | None = None) -> B
     _check_name(name)
     if name == "auto":
         target = "squeezenet1_1"
+        why = None
         if obtainable(target):
-            bundle = _load_imagenet(target)
+            try:
+                bundle = _load_imagenet(target)
+            except WeightsUnavailable as err:       # a stalled or failed download, a damaged file
+                why = str(err).splitlines()[0]
         else:
-            bundle = _load_teaching()
             why = "LECTUREKIT_OFFLINE is set" if config.offline() else "the network cannot be reached"
-            print(f"Using the embedded teaching model: ImageNet SqueezeNet weights are not in "
-                  f"{weights_path(target)} and {why}. Online, run: {_fetch_command(target)}")
+            why = f"they are not in {weights_path(target)} and {why}"
+        if why is not None:
+            bundle = _load_teaching()
+            print(f"Using the embedded teaching model: ImageNet SqueezeNet weights cannot be used ({why}). "
+                  f"Online, run: {_fetch_command(target)}")
     elif name == "teaching":
         bundle = _load_teaching()
     else:

@@ -14,6 +14,7 @@ from standins import write_standins  # noqa: E402
 def _isolated(monkeypatch, tmp_path):
     """Every test runs offline, on the CPU, with an empty torch cache and full mode."""
     monkeypatch.setenv("LECTUREKIT_OFFLINE", "1")
+    monkeypatch.setenv("LECTUREKIT_STANDINS", "1")           # the stand-in files below load (with a warning)
     monkeypatch.setenv("LECTUREKIT_DEVICE", "cpu")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     monkeypatch.delenv("LECTUREKIT_QUICK", raising=False)

@@ -155,12 +155,13 @@ def test_neuron_targets_and_bad_inputs(teaching):
     assert len(rows) and rows.min() >= r - 2 and rows.max() <= r + 2 and cols.min() >= c - 2 and cols.max() <= c + 2
     with pytest.raises(ValueError, match="outside the 28x28 map"):
         A.saliency(teaching.model, x, 5, layer="relu1", position=(40, 0))
-    with pytest.raises(ValueError, match=r"classes 0..127"):
+    with pytest.raises(ValueError, match=r"channel of relu4 \[200, 200\] out of range: valid channels are 0..127"):
         A.saliency(teaching.model, x, 200, layer="relu4")
     with pytest.raises(ValueError, match="one per image"):
         A.saliency(teaching.model, x, [1, 2, 3])
+    assert A.saliency(teaching.model, x[0], 1).shape == (1, 28, 28)      # one (C, H, W) image is a batch of one
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        A.saliency(teaching.model, x[0], 1)
+        A.saliency(teaching.model, x[0, 0], 1)
     with pytest.raises(ValueError, match="patch must be in"):
         A.occlusion(teaching.model, x, 1, patch=40)
     with pytest.raises(ValueError, match="reduce must be"):

@@ -1,5 +1,4 @@
 import nbformat
-import pytest
 
 from lecturekit.__main__ import main
 
