@@ -174,11 +174,12 @@ def gradient_box(model: nn.Module, layer: str, input_size: int, in_channels: int
 def unit_gradient(model: nn.Module, layer: str, input_size: int, in_channels: int = 3,
                   x: torch.Tensor | None = None) -> torch.Tensor:
     """|d (centre unit of ``layer``, summed over channels) / d input|, summed over input channels: (H, W).
-    Without ``x`` the input is all ones, on the model's device in its dtype."""
+    Without ``x`` the input is all ones, on the model's device in its dtype; a given ``x`` is moved
+    to the model's device."""
+    p = next(model.parameters())
     if x is None:
-        p = next(model.parameters())
         x = torch.ones(1, in_channels, input_size, input_size, device=p.device, dtype=p.dtype)
-    x = x.detach().clone().requires_grad_(True)
+    x = x.detach().to(p.device).clone().requires_grad_(True)
     with hooks.preserved(model), hooks.capture(model, layer, detach=False) as rec:
         model(x)
         act = rec.activations[layer]
