@@ -140,9 +140,12 @@ def run(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str], stop: bo
 
     With ``stop`` the pass ends as soon as every named layer has run (the output is then None),
     so nothing after the deepest layer asked for is computed. ``detach=False`` keeps the
-    activations in the autograd graph (for objectives built from them)."""
+    activations in the autograd graph (for objectives built from them). ``x`` is moved to the
+    model's device first, so a CPU input works with a model on a GPU."""
     names = list(dict.fromkeys(_as_list(layers)))          # a name given twice is recorded once
     modules = [get_layer(model, n) for n in names]
+    param = next(model.parameters(), None)
+    x = x if param is None else x.to(param.device)
     out: dict[str, torch.Tensor] = {}
     handles = []
 

@@ -174,15 +174,16 @@ def gradient_box(model: nn.Module, layer: str, input_size: int, in_channels: int
 def unit_gradient(model: nn.Module, layer: str, input_size: int, in_channels: int = 3,
                   x: torch.Tensor | None = None) -> torch.Tensor:
     """|d (centre unit of ``layer``, summed over channels) / d input|, summed over input channels: (H, W).
-    Without ``x`` the input is all ones, on the model's device in its dtype."""
+    Without ``x`` the input is all ones, on the model's device in its dtype; a given ``x`` is moved
+    to the model's device."""
     hooks.get_layer(model, layer)
+    p = next(model.parameters())
     if x is None:
         if not (hooks.whole(input_size) and input_size >= 1 and hooks.whole(in_channels) and in_channels >= 1):
             raise ValueError(f"input_size and in_channels must be whole numbers >= 1, not {input_size!r} and "
                              f"{in_channels!r}")
-        p = next(model.parameters())
         x = torch.ones(1, int(in_channels), int(input_size), int(input_size), device=p.device, dtype=p.dtype)
-    x = hooks.check_input(model, x).detach().clone().requires_grad_(True)
+    x = hooks.check_input(model, x).detach().to(p.device).clone().requires_grad_(True)
     with hooks.preserved(model), hooks.capture(model, layer, detach=False) as rec:
         model.eval()                                        # batch norm statistics stay as they are
         model(x)

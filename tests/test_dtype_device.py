@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 import torch
 
-from lecturekit import ascent, attribution as A, faststyle as FS, features, receptive as R, sanity as S, style
+from lecturekit import ascent, attribution as A, faststyle as FS, features, hooks, receptive as R, sanity as S, style
 from lecturekit import teaching as T, texture, vit, zoo
 
 F64 = torch.float64
@@ -353,3 +353,12 @@ def test_results_stay_on_the_input_device(tiny_cnn, case):
     model = tiny_cnn.eval().to(META)
     x = torch.randn(2, 3, 12, 12, device=META)
     check(META_CASES[case](model, x), dtype=None, device=META)
+
+
+def test_cpu_inputs_go_to_the_model_device(tiny_cnn):
+    # a notebook's own input, made on the CPU, meets a model on another device (a GPU on Colab)
+    model = tiny_cnn.eval().to(META)
+    x = torch.randn(1, 3, 12, 12)
+    check(hooks.activations(model, x, ["0", "2"]), hooks.run(model, x, "2", stop=False),
+          ascent.forward(model, x, ["2"], needs_logits=True), R.unit_gradient(model, "2", 12, x=x),
+          dtype=None, device=META)
