@@ -40,7 +40,7 @@ def _find_data() -> tuple[Path, str]:
     return here.parent / "data", "the repository checkout"
 
 
-#: The folder with the shipped weights and samples (see ``data_source`` for where it comes from).
+#: The folder with the shipped weights and samples (``DATA_SOURCE`` says where it comes from).
 DATA_DIR, DATA_SOURCE = _find_data()
 
 
