@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from lecturekit import claims, style, zoo
 
@@ -22,3 +23,25 @@ def test_which_models_are_verified(teaching, standin_home, monkeypatch):
     assert teaching.verified and style.feature_net("random-multiscale").verified
     monkeypatch.setenv("TORCH_HOME", str(standin_home))
     assert not zoo.load("squeezenet1_1").verified
+
+
+def test_close_takes_the_precision_of_the_device():
+    a, b = torch.ones(3), torch.ones(3) + 1e-2
+    with pytest.raises(AssertionError, match="not close"):
+        claims.close(a, b, atol=1e-4, rtol=1e-4)                        # CPU (the tests' device): as given
+    with pytest.raises(AssertionError, match="not close"):
+        claims.close(a, b, atol=1e-4, rtol=1e-4, on=torch.nn.Linear(2, 2))
+    claims.close(a, b, atol=1e-4, rtol=1e-4, on=torch.device("cuda"))     # TF32 on a GPU: at least 2e-2
+    claims.close(a, b, atol=1e-4, rtol=1e-4, on="cuda")
+    with pytest.raises(AssertionError, match="not close"):
+        claims.close(a, a + 0.1, on="cuda")                             # a wrong formula still fails there
+    with pytest.raises(AssertionError, match="not close"):
+        claims.close(a.double(), b.double(), atol=1e-4, rtol=1e-4, on="cuda")   # no TF32 in float64
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        assert not claims.tf32("cuda") and not claims.tf32("cpu")
+        with pytest.raises(AssertionError, match="not close"):
+            claims.close(a, b, atol=1e-4, rtol=1e-4, on="cuda")
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The checks that need a GPU: run from the repository root on a machine with CUDA, in an environment
+# holding lecturekit's dependencies and its `test` extra (pytest-xdist is used when installed).
+#   bash tests/gpu/run.sh            logs go to $OUT (default: gpu-logs/)
+# 1. every technique with model and input on the GPU (tests/test_dtype_device.py, float64 side on CUDA);
+# 2. every notebook in quick mode with the models on the GPU: the teaching model, then stand-in weights
+#    for all five ImageNet models (the Colab path);
+# 3. the unit tests with this machine's torch and torchvision (on the CPU, as in CI).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-gpu-logs}; mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONPATH="$PWD:$PWD/tests/gpu${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg LECTUREKIT_OFFLINE=1
+unset LECTUREKIT_DEVICE LECTUREKIT_MODEL LECTUREKIT_QUICK
+parallel=(); "$PY" -c "import xdist" 2>/dev/null && parallel=(-n "${GPU_CHECK_WORKERS:-8}" --dist loadscope)
+"$PY" - <<'PY'
+import torch, torchvision
+from lecturekit import config, zoo
+assert torch.cuda.is_available(), "no CUDA device"
+print("torch", torch.__version__, "torchvision", torchvision.__version__, "on", torch.cuda.get_device_name())
+print("lecturekit picks", config.device(), "; the teaching model loads on",
+      next(zoo.load("teaching").model.parameters()).device)
+PY
+failed=() n=0
+step() {  # step TITLE COMMAND...: run it, keep its log in $OUT/stepN.log, remember a failure
+  n=$((n + 1)); echo "== $n. $1"; shift
+  "$@" > "$OUT/step$n.log" 2>&1 || failed+=("step $n: $*")
+  tail -n 15 "$OUT/step$n.log"
+}
+NB=(-m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env "${parallel[@]}" notebooks)
+EMPTY=$(mktemp -d) STANDINS=$(mktemp -d)
+step "every technique on the GPU (float64) against the CPU (float32)" \
+  "$PY" -m pytest -q -p no:cacheprovider -p float64_on_cuda tests/test_dtype_device.py
+step "every notebook, quick mode, teaching model on the GPU" env TORCH_HOME="$EMPTY" LECTUREKIT_QUICK=1 "$PY" "${NB[@]}"
+"$PY" tests/standins.py "$STANDINS" >/dev/null
+step "every notebook, quick mode, stand-ins for the five ImageNet models on the GPU" \
+  env TORCH_HOME="$STANDINS" LECTUREKIT_STANDINS=1 LECTUREKIT_QUICK=1 "$PY" "${NB[@]}"
+step "unit tests (CPU) with this machine's torch" "$PY" -m pytest -q -p no:cacheprovider "${parallel[@]}" tests
+rm -rf "$EMPTY" "$STANDINS"
+if [ ${#failed[@]} = 0 ]; then echo "GPU checks passed"; else printf 'FAILED: %s\n' "${failed[@]}"; exit 1; fi
