@@ -12,7 +12,10 @@ OUT=${OUT:-gpu-logs}; mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD:$PWD/tests/gpu${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg LECTUREKIT_OFFLINE=1
 unset LECTUREKIT_DEVICE LECTUREKIT_MODEL LECTUREKIT_QUICK
-parallel=(); "$PY" -c "import xdist" 2>/dev/null && parallel=(-n "${GPU_CHECK_WORKERS:-8}" --dist loadscope)
+parallel=()
+if "$PY" -c "import xdist" 2>/dev/null; then    # notebooks side by side, each kernel with a few CPU threads
+  parallel=(-n "${GPU_CHECK_WORKERS:-6}" --dist loadscope); export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+fi
 "$PY" - <<'PY'
 import torch, torchvision
 from lecturekit import config, zoo
