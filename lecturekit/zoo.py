@@ -469,7 +469,7 @@ def wrap(module: nn.Module, *, classes: list[str] | None = None, input_size: int
     n_params = sum(t.numel() for t in model.parameters())
     blank = 0.0 if mean is not None else float(pre(grey.to(x)).mean())
     return Bundle(name, model, classes, pre, de, input_size,
-                  f"{name}: your own {type(module).__name__} ({n_params / 1e6:.2g} M parameters, {n_out} classes, "
+                  f"{name}: your own {type(module).__name__} ({n_params:,} parameters, {n_out} classes, "
                   f"{input_size}x{input_size} input); a frozen copy in eval mode",
                   None, {"wrapped": True, "num_params": n_params, "channels": channels},
                   list(stages) if stages is not None else found_stages, feature_layer or found_feature, blank)
