@@ -447,6 +447,10 @@ def wrap(module: nn.Module, *, classes: list[str] | None = None, input_size: int
     if not isinstance(name, str) or not name or name in ("auto", "teaching", "vit_tiny"):
         raise ValueError(f"name must be a non-empty string other than 'auto', 'teaching' and 'vit_tiny' "
                          f"(the project's own models), not {name!r}")
+    if classes is not None and not (isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes)):
+        raise ValueError(f"classes must be a list of class names (strings), one per output, not {classes!r}")
+    for layer in [*(stages or []), *([feature_layer] if feature_layer is not None else [])]:
+        hooks.get_layer(module, layer)
     pre, de, channels = _input_pipeline(module, mean, std, preprocess, deprocess)
     model = prepare(copy.deepcopy(module))
     grey = torch.full((1, channels, input_size, input_size), 0.5)
@@ -454,17 +458,15 @@ def wrap(module: nn.Module, *, classes: list[str] | None = None, input_size: int
     try:
         x = pre(grey.to(device=p.device, dtype=p.dtype))
         found_stages, found_feature, n_out = layout(model, x)
-    except ValueError:
+    except ValueError:                              # layout's own message: not a classifier
         raise
     except Exception as err:                        # the module cannot take this input
         raise ValueError(f"{type(module).__name__} fails on a {tuple(grey.shape)} 0..1 image ("
                          f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}); pass the input_size "
                          "(and mean/std or preprocess) the module was trained with") from None
-    classes = [f"class {i}" for i in range(n_out)] if classes is None else [str(c) for c in classes]
+    classes = [f"class {i}" for i in range(n_out)] if classes is None else list(classes)
     if len(classes) != n_out:
         raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs: give one name per output")
-    for layer in [*(stages or []), *([feature_layer] if feature_layer is not None else [])]:
-        hooks.get_layer(model, layer)
     model.classes = classes                         # attribution functions then take class names as targets
     n_params = sum(t.numel() for t in model.parameters())
     blank = 0.0 if mean is not None else float(pre(grey.to(x)).mean())

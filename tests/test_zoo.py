@@ -398,6 +398,7 @@ def test_wrap_without_normalisation_or_names(mine):
     (dict(mean=(0.5,) * 3, std=(0.2, 0.0, 0.2)), "std > 0"),
     (dict(preprocess=lambda img: img), "preprocess and deprocess come as a pair"),
     (dict(classes=["a", "b"]), "2 class names for a model with 4 outputs"),
+    (dict(classes="abcd"), "classes must be a list of class names"),
     (dict(name="teaching"), "name must be a non-empty string other than"),
     (dict(stages=["relu1", "conv9"]), "no layer 'conv9'.*Valid layer names"),
     (dict(mean=(0.5,), std=(0.5,)), r"MyNet fails on a \(1, 1, 16, 16\) 0..1 image"),
@@ -416,3 +417,13 @@ def test_wrap_refuses_what_is_not_a_classifier():
     flat = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
     with pytest.raises(ValueError, match=r"Sequential fails on a \(1, 3, 12, 12\) 0..1 image.*input_size"):
         zoo.wrap(flat, input_size=12)
+
+
+def test_cli_takes_any_torchvision_name(monkeypatch, capsys):
+    _no_network(monkeypatch)
+    assert cli.main(["download", "mobilenet_v3_small"]) == 1
+    assert "python -m lecturekit download mobilenet_v3_small" in capsys.readouterr().err
+    assert cli.main(["download", "mobilenet_v9"]) == 2
+    assert "any torchvision classification model" in capsys.readouterr().err
+    monkeypatch.setenv("LECTUREKIT_MODEL", "mobilenet_v3_small")
+    assert cli.main(["info"]) == 0
