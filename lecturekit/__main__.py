@@ -13,7 +13,7 @@ NOTEBOOK_MODELS = list(zoo.IMAGENET)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lecturekit")
     sub = parser.add_subparsers(dest="command", required=True)
-    dl = sub.add_parser("download", help="fetch ImageNet weights into the torch hub cache")
+    dl = sub.add_parser("download", help="fetch ImageNet weights (any torchvision classification model) into the torch hub cache")
     dl.add_argument("names", nargs="*", help=f"models, or 'paintings' for the style images (default: all "
                     f"the notebooks use: {', '.join(NOTEBOOK_MODELS)}, paintings)")
     sub.add_parser("info", help="settings and which weights are cached")
@@ -46,9 +46,9 @@ def main(argv=None) -> int:
             print(err, file=sys.stderr)
             return 2
         print(config.data_summary())
-        if config.model_name() not in zoo.NAMES:
-            print(f"LECTUREKIT_MODEL={config.model_name()!r} is not a model of the zoo. Valid: {', '.join(zoo.NAMES)}",
-                  file=sys.stderr)
+        if not zoo.known(config.model_name()):
+            print(f"LECTUREKIT_MODEL={config.model_name()!r} is not a model of the zoo. Valid: {', '.join(zoo.NAMES)}, "
+                  "or any torchvision classification model", file=sys.stderr)
             return 2
         for name in zoo.IMAGENET:
             state = "cached" if zoo.is_cached(name) else "missing"
@@ -59,9 +59,10 @@ def main(argv=None) -> int:
         return 0
 
     names = args.names or [*NOTEBOOK_MODELS, "paintings"]
-    bad = [n for n in names if n not in zoo.IMAGENET and n != "paintings"]
+    bad = [n for n in names if n not in zoo.torchvision_names() and n != "paintings"]
     if bad:
-        print(f"Unknown model(s): {', '.join(bad)}. Valid: {', '.join(zoo.IMAGENET)}, paintings", file=sys.stderr)
+        print(f"Unknown model(s): {', '.join(bad)}. Valid: {', '.join(zoo.IMAGENET)}, paintings, or any torchvision "
+              "classification model", file=sys.stderr)
         return 2
     failed = 0
     stalled: set[str] = set()                       # hosts that sent nothing: not asked again this run

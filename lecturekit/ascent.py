@@ -170,6 +170,8 @@ class Pixels:
     @classmethod
     def noise(cls, *shape, std: float = 0.1, generator: torch.Generator | None = None, device=None,
               dtype=None) -> "Pixels":
+        """Grey plus Gaussian noise of ``std``, drawn from ``generator`` (default: one seeded with 0)."""
+        generator = torch.Generator().manual_seed(0) if generator is None else generator
         # a torch.Generator draws on the CPU: draw there, then move
         noise = torch.randn(*shape, generator=generator).to(device=device, dtype=dtype)
         return cls((0.5 + std * noise).clamp(0, 1))
@@ -191,7 +193,8 @@ class Fourier:
     """An image prior (Olah et al. 2017): the parameters are a Fourier spectrum scaled by
     1/frequency (so low frequencies dominate), in decorrelated colour space, squashed into
     0..1 by a sigmoid. Gradient steps then change the image smoothly rather than pixel by pixel.
-    The spectrum (and so the image) is on ``device`` in ``dtype`` (default: CPU, torch's default dtype)."""
+    The spectrum (and so the image) is on ``device`` in ``dtype`` (default: CPU, torch's default dtype),
+    its random start drawn from ``generator`` (default: one seeded with 0)."""
 
     def __init__(self, n: int, h: int, w: int, sd: float = 0.01, decay: float = 1.0, decorrelate: bool = True,
                  generator: torch.Generator | None = None, device=None, dtype=None):
@@ -200,6 +203,7 @@ class Fourier:
         freq = (fx ** 2 + fy ** 2).sqrt()
         self.scale = 1.0 / freq.clamp_min(1.0 / max(h, w)) ** decay
         self.scale = self.scale * math.sqrt(h * w) / self.scale.mean() / 8
+        generator = torch.Generator().manual_seed(0) if generator is None else generator
         noise = torch.randn(n, 3, h, w // 2 + 1, 2, generator=generator).to(device=device, dtype=dtype)
         self.spectrum = (sd * noise).requires_grad_(True)
         self.size, self.decorrelate = (h, w), decorrelate
@@ -331,91 +335,137 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
     evaluations, each counted as a step; ``normalize_grad`` divides the
     gradient by its mean absolute value, as DeepDream does); then the ``post`` operations on raw
     pixels. ``until(logits)`` may stop early (e.g. once a fooling image is classified as the target).
+    The random transforms draw from a ``torch.Generator`` seeded with ``seed``.
     """
+    steps, lr, snapshot_every = _checked_args(model, objective, param, preprocess, steps, lr, optimizer, transforms,
+                                              penalties, post, snapshot_every, until)
+    step = _Step(model, objective, param, preprocess, transforms, penalties, normalize_grad, until,
+                 torch.Generator().manual_seed(seed))
+    log = _Log(snapshot_every)
+    bar = tqdm(total=steps, desc=objective.name or optimizer, disable=not progress or steps < 50, leave=False)
+    with hooks.preserved(model), bar:
+        model.eval()
+        model.requires_grad_(False)
+        if optimizer == "lbfgs":
+            taken = _run_lbfgs(step, log, steps, lr, bar)
+        else:
+            taken = _run_first_order(step, log, steps, lr, optimizer, post, bar)
+    image = param.image().detach().clone()
+    if snapshot_every:
+        log.snapshots.append((taken, image))
+    return Result(image, log.history, log.snapshots, taken, log.seconds)
+
+
+def _checked_args(model, objective, param, preprocess, steps, lr, optimizer, transforms, penalties, post,
+                  snapshot_every, until) -> tuple[int, float, int]:
+    """Every argument of ``ascend`` checked before any work: (steps, lr, snapshot_every) as numbers.
+    (Class and channel indices are checked on the first forward pass, where the sizes are known.)"""
     if optimizer not in ("adam", "sgd", "lbfgs"):
         raise ValueError(f"optimizer must be 'adam', 'sgd' or 'lbfgs', not {optimizer!r}")
     steps = _whole(steps, "steps", 1)
     lr = _rate(lr, "lr")
     snapshot_every = _whole(snapshot_every, "snapshot_every (0 for none)")
+    if not isinstance(objective, Objective):
+        raise ValueError(f"objective must be an Objective (ascent.class_score(3), ascent.channel('relu3', 5), ...), "
+                         f"not {type(objective).__name__}")
+    if not (callable(getattr(param, "parameters", None)) and callable(getattr(param, "image", None))):
+        raise ValueError(f"param must be an image parameterisation (ascent.Pixels or ascent.Fourier), "
+                         f"not {type(param).__name__}")
     if optimizer == "lbfgs" and (until is not None or post):
         raise ValueError("until= and post-step operations work with 'adam' and 'sgd' only: L-BFGS keeps a "
                          "model of the curvature that changing the pixels between steps would break")
-    layers = list(objective.layers)
-    for name in layers:
+    if post and not isinstance(param, Pixels):
+        raise ValueError(f"post-step operations act on raw pixels; use Pixels, not {type(param).__name__}")
+    for what, fns in (("transforms", transforms), ("penalties", penalties), ("post", post)):
+        if not all(callable(f) for f in fns):
+            raise ValueError(f"{what} must be a list of functions, got {fns!r}")
+    for what, fn in (("preprocess", preprocess), ("until", until)):
+        if fn is not None and not callable(fn):
+            raise ValueError(f"{what} must be a function or None, not {type(fn).__name__}")
+    for name in objective.layers:
         hooks.get_layer(model, name)                       # bad names fail before any work
-    gen = torch.Generator().manual_seed(seed)
-    params = param.parameters()
-    if optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr)
-    else:                                                  # L-BFGS with a line search, no early stop
-        opt = torch.optim.LBFGS(params, lr=lr, max_iter=steps, max_eval=steps, history_size=20,
-                                line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
-    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
-    history, snapshots, taken, seconds = [], [], 0, []
-    seen_now: dict = {}
-    start = time.perf_counter()
+    return steps, lr, snapshot_every
+
+
+class _Step:
+    """One evaluation: image -> transforms -> preprocess -> model -> loss = -objective + penalties,
+    then the gradient (unless ``until`` says the goal is reached)."""
+
+    def __init__(self, model, objective, param, preprocess, transforms, penalties, normalize_grad, until, gen):
+        self.model, self.objective, self.param, self.preprocess = model, objective, param, preprocess
+        self.transforms, self.penalties, self.normalize_grad, self.until = transforms, penalties, normalize_grad, until
+        self.gen, self.params = gen, param.parameters()
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+
+    def __call__(self) -> tuple[torch.Tensor, float, torch.Tensor, bool]:
+        """(loss, objective averaged over the images, the image, whether ``until`` holds)."""
+        for p in self.params:
+            p.grad = None
+        img = self.param.image()
+        seen = img
+        for t in self.transforms:
+            seen = t(seen, self.gen)
+        seen = seen.to(device=self.device, dtype=self.dtype)          # the model's device and dtype
+        x = self.preprocess(seen) if self.preprocess else seen
+        acts, logits = forward(self.model, x, self.objective.layers, self.objective.needs_logits or
+                               self.until is not None)
+        score = self.objective(acts, logits)
+        loss = -score.sum()
+        for pen in self.penalties:
+            loss = loss + pen(img, x).sum()
+        done = self.until is not None and bool(self.until(logits))
+        if not done:
+            loss.backward()
+            if self.normalize_grad:
+                for p in self.params:
+                    p.grad /= p.grad.abs().mean().clamp_min(1e-12)
+        return loss, score.mean().item(), img.detach(), done
+
+
+class _Log:
+    """History, times and snapshots of a run."""
+
+    def __init__(self, snapshot_every: int):
+        self.every, self.start = snapshot_every, time.perf_counter()
+        self.history, self.seconds, self.snapshots = [], [], []
+
+    def add(self, step: int, score: float, img: torch.Tensor) -> None:
+        self.history.append(score)
+        self.seconds.append(time.perf_counter() - self.start)
+        if self.every and step % self.every == 0:
+            self.snapshots.append((step, img.clone()))
+
+
+def _run_first_order(step: _Step, log: _Log, steps: int, lr: float, optimizer: str, post, bar) -> int:
+    """Adam or SGD: ``steps`` updates, each followed by the post-step operations; returns the steps taken."""
+    opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(step.params, lr=lr)
+    for i in range(steps):
+        _, score, img, done = step()
+        log.add(i, score, img)
+        if done:
+            return i
+        opt.step()
+        with torch.no_grad():
+            for op in post:
+                op(step.param.param, i)
+        bar.update()
+    return steps
+
+
+def _run_lbfgs(step: _Step, log: _Log, steps: int, lr: float, bar) -> int:
+    """One L-BFGS run with a line search and no early stop: at most ``steps`` evaluations, each
+    logged as a step; returns how many there were."""
+    opt = torch.optim.LBFGS(step.params, lr=lr, max_iter=steps, max_eval=steps, history_size=20,
+                            line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
 
     def closure():
-        opt.zero_grad(set_to_none=True)
-        img = param.image()
-        seen = img
-        for t in transforms:
-            seen = t(seen, gen)
-        seen = seen.to(device=device, dtype=dtype)             # the model's device and dtype
-        x = preprocess(seen) if preprocess else seen
-        acts, logits = forward(model, x, layers, objective.needs_logits or until is not None)
-        score = objective(acts, logits)
-        loss = -score.sum()
-        for pen in penalties:
-            loss = loss + pen(img, x).sum()
-        seen_now.update(score=score.mean().item(), logits=logits, img=img.detach())
-        if optimizer == "lbfgs":                           # every evaluation counts as a step
-            history.append(seen_now["score"])
-            seconds.append(time.perf_counter() - start)
-            bar.update()
-            if snapshot_every and (len(history) - 1) % snapshot_every == 0:
-                snapshots.append((len(history) - 1, img.detach().clone()))
-        if until is not None and bool(until(logits)):
-            seen_now["done"] = True
-            return loss
-        loss.backward()
-        if normalize_grad:
-            for p in params:
-                p.grad /= p.grad.abs().mean().clamp_min(1e-12)
+        loss, score, img, _ = step()
+        log.add(len(log.history), score, img)
+        bar.update()
         return loss
-
-    with hooks.preserved(model):
-        model.eval()
-        model.requires_grad_(False)
-        if optimizer == "lbfgs":                           # one call: at most ``steps`` evaluations
-            with tqdm(total=steps, desc=objective.name or "L-BFGS", disable=not progress or steps < 50,
-                      leave=False) as bar:
-                opt.step(closure)
-            taken = len(history)
-        for step in tqdm(range(steps if optimizer != "lbfgs" else 0), desc=objective.name or "ascent",
-                         disable=not progress or steps < 50, leave=False):
-            closure()
-            history.append(seen_now["score"])
-            seconds.append(time.perf_counter() - start)
-            if snapshot_every and step % snapshot_every == 0:
-                snapshots.append((step, seen_now["img"].clone()))
-            if seen_now.get("done"):
-                break
-            opt.step()
-            taken += 1
-            if post:
-                if not isinstance(param, Pixels):
-                    raise ValueError("post-step operations act on raw pixels; use Pixels, not "
-                                     f"{type(param).__name__}")
-                with torch.no_grad():
-                    for op in post:
-                        op(param.param, step)
-    image = param.image().detach().clone()
-    if snapshot_every:
-        snapshots.append((taken, image))
-    return Result(image, history, snapshots, taken, seconds)
+    opt.step(closure)
+    return len(log.history)
 
 
 # ---------------------------------------------------------------- ready-made uses

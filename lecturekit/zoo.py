@@ -1,18 +1,23 @@
 """Models for the notebooks, with their class names and pre-/de-processing.
 
     bundle = zoo.load("auto")        # ImageNet SqueezeNet if its weights are here (or online), else "teaching"
-    bundle = zoo.load("alexnet")     # any name in zoo.NAMES
+    bundle = zoo.load("alexnet")     # a name in zoo.NAMES, or any torchvision classification model
+    bundle = zoo.wrap(my_cnn, classes=names, input_size=32, mean=..., std=...)   # your own model
     x = bundle.preprocess(img)       # 0..1 image -> model input
     bundle.model(x)                  # eval mode, parameters frozen, no in-place ReLU
 
-ImageNet weights come through torchvision's weights API and live in the standard torch
+ImageNet weights come through torchvision's weights API (``get_model_weights(name).DEFAULT``:
+the class names, the input size and the normalisation come from there) and live in the standard torch
 hub cache (``$TORCH_HOME/hub/checkpoints``). They are downloaded with a progress bar when
 online; offline (``LECTUREKIT_OFFLINE=1`` or no network) a missing file is a clear
 message naming the file, its size and ``python -m lecturekit download NAME``.
 """
 from __future__ import annotations
 
+import copy
+import difflib
 import hashlib
+import math
 import pickle
 import socket
 import urllib.parse
@@ -26,9 +31,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import config, teaching
+from . import config, hooks, teaching
 
-#: ImageNet models the notebooks use, with a short description.
+#: ImageNet models the notebooks use, with a short description (any other torchvision
+#: classification model loads too: ``torchvision_names()``).
 IMAGENET = {
     "squeezenet1_1": "SqueezeNet 1.1, ImageNet (1.2 M parameters)",
     "alexnet": "AlexNet, ImageNet (61 M parameters, conv1 is 64x3x11x11)",
@@ -72,6 +78,9 @@ class Bundle:
     description: str
     weights_file: Path | None = None
     info: dict = field(default_factory=dict)
+    stage_names: list[str] | None = None       # None: STAGES[name]
+    feature_name: str | None = None            # None: FEATURE_LAYER[name]
+    blank_value: float | None = None           # None: see ``blank``
 
     def __post_init__(self):
         # Images enter the model in one place: preprocess moves them to the model's device and dtype
@@ -86,12 +95,14 @@ class Bundle:
     @property
     def stages(self) -> list[str]:
         """One layer name per stage, shallow to deep."""
-        return list(STAGES[self.name])
+        return list(STAGES[self.name] if self.stage_names is None else self.stage_names)
 
     @property
     def blank(self) -> float:
         """The model-input value that means "nothing here", for occluding and deleting pixels:
         black for Fashion-MNIST (its background), the data mean (0 after normalisation) for ImageNet."""
+        if self.blank_value is not None:
+            return self.blank_value
         if self.name == "teaching":
             return float(self.normalise(torch.zeros(1, 1, 1, 1, dtype=torch.float64)))   # exact in any dtype
         return 0.0
@@ -105,7 +116,7 @@ class Bundle:
     @property
     def feature_layer(self) -> str:
         """The penultimate layer: its output, averaged over space, is the image's feature vector."""
-        return FEATURE_LAYER[self.name]
+        return FEATURE_LAYER[self.name] if self.feature_name is None else self.feature_name
 
     @property
     def device(self) -> torch.device:
@@ -122,9 +133,28 @@ class Bundle:
         return f"Bundle({self.name!r}: {self.description})"
 
 
+def torchvision_names() -> list[str]:
+    """Every torchvision classification model (``torchvision.models.list_models(module=torchvision.models)``)."""
+    from torchvision import models
+    return sorted(models.list_models(module=models))
+
+
+def known(name) -> bool:
+    """Can ``load`` take ``name``? (a name in ``NAMES`` or a torchvision classification model)."""
+    return isinstance(name, str) and (name in NAMES or name in torchvision_names())
+
+
+def _unknown(name, valid: list[str]) -> str:
+    """The end of an "unknown model" message: the closest names, then what is valid."""
+    close = difflib.get_close_matches(name, [*valid, *torchvision_names()], n=3) if isinstance(name, str) else []
+    hint = f" Closest: {', '.join(close)}." if close else ""
+    return (f"{hint} Valid names: {', '.join(valid)}, or any of the {len(torchvision_names())} torchvision "
+            "classification models (torchvision.models.list_models(module=torchvision.models)).")
+
+
 def _check_name(name: str) -> None:
-    if name not in NAMES:
-        raise ValueError(f"Unknown model {name!r}. Valid names: {', '.join(NAMES)}")
+    if not known(name):
+        raise ValueError(f"Unknown model {name!r}.{_unknown(name, NAMES)}")
 
 
 def _weights(name: str):
@@ -167,8 +197,8 @@ def prefer(name: str, instead: str) -> bool:
 
 
 def _check_imagenet(name: str) -> None:
-    if name not in IMAGENET:
-        raise ValueError(f"{name!r} is not an ImageNet model of the zoo. Valid: {', '.join(IMAGENET)}")
+    if not (isinstance(name, str) and name in torchvision_names()):
+        raise ValueError(f"{name!r} is not a torchvision ImageNet model.{_unknown(name, list(IMAGENET))}")
 
 
 def _fetch_command(name: str) -> str:
@@ -334,15 +364,143 @@ def _load_imagenet(name: str) -> Bundle:
     ok = checksum_ok(name)
     check = "checksum matches the published file" if ok else \
         "checksum does NOT match the published file: a stand-in or a damaged download"
-    preprocess, deprocess = normalizer()
-    size = int(getattr(weights.transforms(), "crop_size", [224])[0])
-    return Bundle(name, prepare(model), list(weights.meta["categories"]), preprocess, deprocess, size,
-                  f"{IMAGENET[name]}; torchvision weights {weights} ({check})", path,
-                  {"checksum_ok": ok, **{k: v for k, v in weights.meta.items() if not k.startswith("_d")}})
+    prep = weights.transforms()                     # resize, crop, mean and std the weights were trained with
+    preprocess, deprocess = normalizer(prep.mean, prep.std)
+    size = int(prep.crop_size[0])
+    about = IMAGENET.get(name) or f"{name}, ImageNet ({weights.meta['num_params'] / 1e6:.1f} M parameters)"
+    model = prepare(model)
+    stages = feature = None
+    if name not in STAGES:                          # a model the notebooks do not use: its layers found by a look
+        stages, feature, _ = layout(model, torch.zeros(1, 3, size, size))
+    return Bundle(name, model, list(weights.meta["categories"]), preprocess, deprocess, size,
+                  f"{about}; torchvision weights {weights} ({check})", path,
+                  {"checksum_ok": ok, "resize_size": int(prep.resize_size[0]),
+                   **{k: v for k, v in weights.meta.items() if not k.startswith("_d")}}, stages, feature)
+
+
+_SHAPE_ONLY = (nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+@torch.no_grad()
+def layout(model: nn.Module, x: torch.Tensor) -> tuple[list[str], str, int]:
+    """A look at ``model`` running on ``x``: (stages, feature layer, number of outputs).
+
+    * the feature layer is the input of the classifier: the layer that runs just before the last
+      layer with weights of its own (skipping flatten, dropout and identity layers);
+    * the stages are, for each spatial size of the (N, C, H, W) activations before the feature layer
+      (shrinking as the network goes deeper), the last of the top two levels of layers (``layer1``,
+      ``features.3``) that outputs that size; a network without such maps (a transformer) gets the
+      blocks of its longest sequence of layers instead. A guess, for models without a table in STAGES.
+    """
+    done: list[tuple[str, nn.Module, object]] = []          # (name, module, output) in the order they finish
+    handles = [m.register_forward_hook(lambda m, i, o, n=n: done.append((n, m, o)))
+               for n, m in model.named_modules() if n]
+    try:
+        with hooks.preserved(model):
+            model.eval()
+            out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    weighted = [i for i, (_, m, _) in enumerate(done) if any(True for _ in m.parameters(recurse=False))]
+    if not weighted or not isinstance(out, torch.Tensor) or out.dim() != 2:
+        raise ValueError(f"{type(model).__name__} is not a classifier this can read: it needs layers with weights "
+                         f"and an output of shape (N, classes), got {getattr(out, 'shape', type(out).__name__)}")
+    before = [i for i in range(weighted[-1]) if not isinstance(done[i][1], _SHAPE_ONLY)]
+    head = before[-1] if before else weighted[-1]
+    feature = done[head][0]
+    stages, area = [], math.inf
+    for name, _, o in done[:head]:
+        if name.count(".") > 1 or not isinstance(o, torch.Tensor) or o.dim() != 4 or o.shape[-1] == 1:
+            continue
+        if o.shape[-2] * o.shape[-1] < area:                   # a smaller map: a new stage
+            stages.append(name)
+            area = o.shape[-2] * o.shape[-1]
+        elif o.shape[-2] * o.shape[-1] == area:
+            stages[-1] = name                                  # the last layer at this size
+    if len(stages) < 2:
+        seqs = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Sequential, nn.ModuleList))]
+        if seqs:
+            n, m = max(seqs, key=lambda nm: len(nm[1]))
+            stages = [f"{n}.{k}" if n else k for k, _ in m.named_children()]
+    return stages, feature, out.shape[1]
+
+
+def wrap(module: nn.Module, *, classes: list[str] | None = None, input_size: int = 224, mean=None, std=None,
+         preprocess: Callable | None = None, deprocess: Callable | None = None, name: str = "custom",
+         stages: list[str] | None = None, feature_layer: str | None = None) -> Bundle:
+    """Your own classifier (any ``nn.Module``, e.g. a CNN you trained or a timm model) as a ``Bundle``,
+    so every lecturekit technique, the ascent loop and the notebooks' cells work on it.
+
+    The bundle holds a frozen copy in eval mode (in-place operations off), on the module's device;
+    ``module`` itself is left exactly as it was (wrap again after training it further).
+    The model input is ``(img - mean) / std`` per channel with ``mean``/``std``, ``preprocess(img)``
+    with a (``preprocess``, ``deprocess``) pair, or the 0..1 image itself. ``classes`` default to
+    "class 0", "class 1", ...; ``stages`` and ``feature_layer`` default to what ``layout`` finds.
+    """
+    __tracebackhide__ = True
+    if not isinstance(module, nn.Module) or next(module.parameters(), None) is None:
+        raise ValueError(f"wrap needs an nn.Module with parameters, not {type(module).__name__}")
+    if not (hooks.whole(input_size) and input_size >= 1):
+        raise ValueError(f"input_size must be a whole number of pixels >= 1 (the side of a square input), "
+                         f"not {input_size!r}")
+    if not isinstance(name, str) or not name or name in ("auto", "teaching", "vit_tiny"):
+        raise ValueError(f"name must be a non-empty string other than 'auto', 'teaching' and 'vit_tiny' "
+                         f"(the project's own models), not {name!r}")
+    if classes is not None and not (isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes)):
+        raise ValueError(f"classes must be a list of class names (strings), one per output, not {classes!r}")
+    for layer in [*(stages or []), *([feature_layer] if feature_layer is not None else [])]:
+        hooks.get_layer(module, layer)
+    pre, de, channels = _input_pipeline(module, mean, std, preprocess, deprocess)
+    model = prepare(copy.deepcopy(module))
+    grey = torch.full((1, channels, input_size, input_size), 0.5)
+    p = next(model.parameters())
+    try:
+        x = pre(grey.to(device=p.device, dtype=p.dtype))
+        found_stages, found_feature, n_out = layout(model, x)
+    except ValueError:                              # layout's own message: not a classifier
+        raise
+    except Exception as err:                        # the module cannot take this input
+        raise ValueError(f"{type(module).__name__} fails on a {tuple(grey.shape)} 0..1 image ("
+                         f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}); pass the input_size "
+                         "(and mean/std or preprocess) the module was trained with") from None
+    classes = [f"class {i}" for i in range(n_out)] if classes is None else list(classes)
+    if len(classes) != n_out:
+        raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs: give one name per output")
+    model.classes = classes                         # attribution functions then take class names as targets
+    n_params = sum(t.numel() for t in model.parameters())
+    blank = 0.0 if mean is not None else float(pre(grey.to(x)).mean())
+    return Bundle(name, model, classes, pre, de, input_size,
+                  f"{name}: your own {type(module).__name__} ({n_params:,} parameters, {n_out} classes, "
+                  f"{input_size}x{input_size} input); a frozen copy in eval mode",
+                  None, {"wrapped": True, "num_params": n_params, "channels": channels},
+                  list(stages) if stages is not None else found_stages, feature_layer or found_feature, blank)
+
+
+def _input_pipeline(module: nn.Module, mean, std, preprocess, deprocess) -> tuple[Callable, Callable, int]:
+    """(preprocess, deprocess, image channels) for ``wrap``, every argument checked."""
+    if preprocess is not None or deprocess is not None:
+        if mean is not None or std is not None:
+            raise ValueError("give either mean and std, or a preprocess/deprocess pair, not both")
+        if not (callable(preprocess) and callable(deprocess)):
+            raise ValueError("preprocess and deprocess come as a pair of functions (0..1 image -> model input "
+                             "and back): deprocess turns model inputs into images to show")
+        return preprocess, deprocess, 3
+    if (mean is None) != (std is None):
+        raise ValueError("mean and std come together (one number per input channel each)")
+    if mean is None:
+        conv = next((m for m in module.modules() if isinstance(m, nn.Conv2d)), None)
+        return (lambda img: img), (lambda x: x.clamp(0, 1)), conv.in_channels if conv is not None else 3
+    mean, std = [float(v) for v in mean], [float(v) for v in std]
+    if len(mean) != len(std) or not all(v > 0 for v in std):
+        raise ValueError(f"mean and std need one number per channel and std > 0, got mean={mean}, std={std}")
+    return (*normalizer(mean, std), len(mean))
 
 
 def load(name: str | None = None, device: torch.device | str | None = None) -> Bundle:
-    """The model called ``name`` (default: ``LECTUREKIT_MODEL`` or ``auto``) as a ``Bundle``.
+    """The model called ``name`` (default: ``LECTUREKIT_MODEL`` or ``auto``) as a ``Bundle``: a name
+    in ``NAMES`` or any torchvision classification model (``torchvision_names()``), with its weights'
+    class names, input size and normalisation.
 
     ``auto`` picks ImageNet SqueezeNet 1.1 when its weights are cached or can be downloaded,
     and the embedded teaching model otherwise, saying which on screen.

@@ -157,3 +157,83 @@ def test_deepdream_raises_the_layer_norm(teaching):
                         jitter_px=2, progress=False)
     after = hooks.activations(teaching.model, teaching.preprocess(dream), layer)[layer].pow(2).mean()
     assert dream.shape == img.shape and 0 <= dream.min() and dream.max() <= 1 and after > 1.5 * before
+
+
+class Counts(nn.Module):
+    """A tiny classifier that counts its forward passes."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.relu = nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()
+        self.fc = nn.Linear(4, 3)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.fc(self.relu(self.conv(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(optimizer="rmsprop"), "optimizer must be 'adam', 'sgd' or 'lbfgs'"),
+    (dict(steps=0), "steps must be a whole number >= 1"),
+    (dict(lr=-1.0), "lr must be a finite number > 0"),
+    (dict(snapshot_every=1.5), "snapshot_every"),
+    (dict(objective=3), "objective must be an Objective"),
+    (dict(param=torch.zeros(1, 3, 8, 8)), "param must be an image parameterisation"),
+    (dict(param=S.Fourier(1, 8, 8), post=[S.clamp()]), "post-step operations act on raw pixels; use Pixels, not Fourier"),
+    (dict(optimizer="lbfgs", post=[S.clamp()]), "L-BFGS"),
+    (dict(transforms=[None]), "transforms must be a list of functions"),
+    (dict(penalties=[0.1]), "penalties must be a list of functions"),
+    (dict(preprocess="imagenet"), "preprocess must be a function or None"),
+    (dict(objective=S.channel("conv7", 0)), "no layer 'conv7'"),
+])
+def test_every_argument_is_checked_before_the_first_forward(kwargs, message):
+    model = Counts()
+    args = {"objective": S.class_score(1), "param": S.Pixels.grey(1, 3, 8, 8), "steps": 3, "progress": False,
+            **kwargs}
+    with pytest.raises(ValueError, match=message):
+        S.ascend(model, args.pop("objective"), args.pop("param"), **args)
+    assert model.calls == 0 and hooks.count(model) == 0
+
+
+def test_one_adam_step_is_the_textbook_update_and_the_global_rng_is_untouched():
+    model = Counts()
+    start = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    state = torch.get_rng_state()
+    r = S.ascend(model, S.class_score(2), S.Pixels(start), lambda img: 2 * img - 1, steps=4, lr=0.01,
+                 transforms=[S.jitter(1), S.random_scale((0.9, 1.0))], penalties=[S.l2(0.1)], post=[S.clamp()],
+                 snapshot_every=2, seed=3, progress=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    S.Pixels.noise(1, 3, 4, 4)
+    S.Fourier(1, 4, 4)
+    assert torch.equal(torch.get_rng_state(), state)
+    # the same loop by hand: the transforms draw from a generator seeded with ``seed``
+    gen = torch.Generator().manual_seed(3)
+    img = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([img], lr=0.01)
+    history = []
+    for step in range(4):
+        seen = S.random_scale((0.9, 1.0))(S.jitter(1)(img, gen), gen)
+        x = 2 * seen - 1
+        score = model(x)[:, 2]
+        loss = -score.sum() + (0.1 * x.pow(2).flatten(1).mean(1)).sum()
+        history.append(score.mean().item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            img.clamp_(0, 1)
+    torch.testing.assert_close(r.image, img.detach())
+    assert r.history == pytest.approx(history) and r.steps == 4 and len(r.seconds) == 4
+    assert [s for s, _ in r.snapshots] == [0, 2, 4]
+    torch.testing.assert_close(r.snapshots[0][1], start)
+
+
+def test_lbfgs_counts_every_evaluation_as_a_step():
+    model = Counts()
+    r = S.ascend(model, S.class_score(0), S.Pixels.grey(1, 3, 8, 8), steps=6, lr=0.5, optimizer="lbfgs",
+                 penalties=[S.l2(1.0)], snapshot_every=2, progress=False)
+    assert r.steps == len(r.history) == len(r.seconds) == model.calls <= 6
+    assert max(r.history) > r.history[0]
+    assert [s for s, _ in r.snapshots] == [*range(0, r.steps, 2), r.steps]
