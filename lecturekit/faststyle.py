@@ -46,8 +46,11 @@ class ConditionalInstanceNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.params(weights)
-        x = F.instance_norm(x, eps=self.eps)
-        return x * gamma[:, :, None, None] + beta[:, :, None, None]
+        # one pass: the N images as one image of N*C channels, each channel with its own gamma and beta
+        n, c = x.shape[:2]
+        y = F.instance_norm(x.reshape(1, n * c, *x.shape[2:]), weight=gamma.reshape(-1), bias=beta.reshape(-1),
+                            eps=self.eps)
+        return y.view_as(x)
 
 
 class _ConvNormReLU(nn.Module):
@@ -189,7 +192,6 @@ def train(net: TransformNet, features: style.FeatureNet, style_imgs: Sequence[to
         raise ValueError(f"the network has {net.n_styles} style(s) but {len(style_imgs)} style image(s) were given")
     if size % 4:
         raise ValueError(f"size must be a multiple of 4, not {size}")
-    torch.manual_seed(seed)
     device = config.device()
     targets = [style.style_targets(features, [img]) for img in style_imgs]
     net.to(device).train()

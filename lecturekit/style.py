@@ -14,6 +14,7 @@ layers from small to large structures.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -126,9 +127,7 @@ def feature_net(source: str = "auto", last: str | None = None, seed: int = 0) ->
         bundle = vgg or zoo.load("vgg16", device="cpu")
         features, description, pretrained = bundle.model.features, "VGG-16 features, ImageNet weights", True
     else:
-        from torchvision.models import get_model
-        torch.manual_seed(seed)
-        features = get_model("vgg16", weights=None).features
+        features = random_vgg16_features(torch.Generator().manual_seed(seed))
         description, pretrained = f"VGG-16 features with fixed random weights (seed {seed})", False
     keep = VGG16_NAMES.index(last) + 1
     model = nn.Sequential(OrderedDict(zip(VGG16_NAMES[:keep], list(features.children())[:keep])))
@@ -139,23 +138,42 @@ def feature_net(source: str = "auto", last: str | None = None, seed: int = 0) ->
                       depths=[n for n in VGG_DEPTHS if n in kept])
 
 
+def random_vgg16_features(generator: torch.Generator) -> nn.Sequential:
+    """VGG-16 ``features`` with random weights drawn from ``generator`` (torchvision's initialisation:
+    Kaiming normal for ReLU, fan-out, zero bias). Built on the meta device first, so the global
+    random state is not touched."""
+    from torchvision.models import get_model
+    with torch.device("meta"):
+        features = get_model("vgg16", weights=None).features
+    features = features.to_empty(device="cpu")
+    for conv in features:
+        if isinstance(conv, nn.Conv2d):
+            fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+            conv.weight.data = torch.randn(conv.weight.shape, generator=generator) * math.sqrt(2.0 / fan_out)
+            conv.bias.data.zero_()
+    return features
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix of a (N, C, H, W) feature map: G = F F^T / (H W), shape (N, C, C).
     Spatial layout is averaged away; dividing by H W makes it independent of the image size."""
     n, c, h, w = features.shape
     f = features.reshape(n, c, h * w)
-    return f @ f.transpose(1, 2) / (h * w)
+    if n == 1:          # one image (style transfer): a 2-D product, faster than the batched one on CPU
+        return torch.mm(f[0], f[0].t()).div_(h * w)[None]
+    return torch.bmm(f, f.transpose(1, 2)).div_(h * w)
 
 
 def gram_match(layer: str, target: torch.Tensor) -> ascent.Objective:
     """Minus the relative squared Frobenius distance between ``layer``'s Gram matrix and ``target``."""
     target = target.detach()
+    scale = target.pow(2).flatten(1).sum(1).clamp_min(1e-12)
 
     def fn(a, _):
         g = gram(a[layer])
         if g.shape[1:] != target.shape[1:]:
             raise ValueError(f"target Gram {tuple(target.shape)} does not match {layer}'s {tuple(g.shape)}")
-        return -(g - target).pow(2).flatten(1).sum(1) / target.pow(2).flatten(1).sum(1).clamp_min(1e-12)
+        return -(g - target).pow(2).flatten(1).sum(1) / scale
     return ascent.Objective(fn, [layer], name=f"gram {layer}")
 
 

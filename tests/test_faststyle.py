@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lecturekit import faststyle as FS, hooks, images, style as S
 
@@ -116,3 +117,27 @@ def test_an_interrupted_training_leaves_both_networks_as_they_were(monkeypatch):
         FS.train(net, feats, [images.load("flower", size=40)], steps=3, size=16, batch=1, progress=False)
     assert not net.training and hooks.count(feats.model) == 0
     assert not feats.model.training and not any(p.requires_grad for p in feats.model.parameters())
+
+
+def test_a_batch_of_different_styles_normalises_each_image_with_its_own_parameters(cin):
+    norm = cin.norms()[0]
+    x = torch.randn(2, norm.gamma.shape[1], 6, 6)
+    weights = torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]])
+    out = norm(x, weights)
+    for i in range(2):                               # the same as each image alone, by the hand formula
+        gamma, beta = norm.params(weights[i:i + 1])
+        z = F.instance_norm(x[i:i + 1])
+        torch.testing.assert_close(out[i:i + 1], z * gamma[:, :, None, None] + beta[:, :, None, None])
+
+
+def test_training_leaves_the_global_rng_alone_and_repeats_with_the_same_seed():
+    feats = S.feature_net("random-multiscale", last="relu3")
+    start = FS.TransformNet(1, width=4, blocks=1).state_dict()
+    nets = [FS.TransformNet(1, width=4, blocks=1) for _ in range(2)]
+    state = torch.random.get_rng_state()
+    for net in nets:
+        net.load_state_dict(start)
+        FS.train(net, feats, [images.load("flower", size=40)], steps=2, size=16, batch=1, seed=5, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b)
