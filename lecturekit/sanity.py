@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from . import hooks
-from .attribution import _checked, _targets
+from .attribution import _checked, target_logits
 
 
 def weight_layers(model: nn.Module) -> list[str]:
@@ -25,17 +25,26 @@ def weight_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))][::-1]
 
 
-def randomized(model: nn.Module, upto: int, seed: int = 0) -> nn.Module:
-    """A copy with the top ``upto`` conv/linear layers re-initialised (cascading randomisation)."""
+def randomized(model: nn.Module, upto: int, generator: torch.Generator | None = None) -> nn.Module:
+    """A copy with the top ``upto`` conv/linear layers re-initialised (cascading randomisation), each
+    weight and bias drawn like PyTorch's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    from ``generator`` (by default a new one seeded 0; the global random stream is never used)."""
     layers = weight_layers(model)
     if not (hooks.whole(upto) and 0 <= upto <= len(layers)):
         raise ValueError(f"upto must be in 0..{len(layers)}, a whole number (the model has {len(layers)} conv/linear "
                          f"layers), not {upto!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, not {type(generator).__name__}")
+    gen = generator or torch.Generator().manual_seed(0)
     clone = copy.deepcopy(model)
     modules = dict(clone.named_modules())
-    torch.manual_seed(seed)
-    for name in layers[:upto]:
-        modules[name].reset_parameters()
+    with torch.no_grad():
+        for name in layers[:upto]:
+            weight, bias = modules[name].weight, modules[name].bias
+            bound = 1 / math.sqrt(weight[0].numel())                    # fan_in = inputs of one output unit
+            for p in (weight, bias) if bias is not None else (weight,):
+                u = torch.rand(p.shape, generator=gen, device=gen.device, dtype=torch.float32)
+                p.copy_((2 * u - 1) * bound)                            # to the parameter's device and dtype
     clone.requires_grad_(False)
     return clone.eval()
 
@@ -96,7 +105,6 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, target, heat: torch.Tensor
     fractions = torch.linspace(0, 1, steps + 1, device=x.device, dtype=x.dtype)
     probs = torch.zeros(n, steps + 1, device=x.device, dtype=x.dtype)
     base = torch.full_like(x, baseline)
-    rows = torch.arange(n, device=x.device)
     with hooks.preserved(model):
         model.eval()                                        # batch norm statistics stay as they are
         for s in range(steps + 1):
@@ -105,10 +113,8 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, target, heat: torch.Tensor
             mask.scatter_(1, order[:, :k], True)
             mask = mask.view(n, 1, h, w)
             current = torch.where(mask, base, x) if mode == "deletion" else torch.where(mask, x, base)
-            logits = model(current)
-            if s == 0:
-                t = _targets(t, n, logits.shape[1]).to(x.device)   # the range, once the class count is known
-            probs[:, s] = logits.softmax(1)[rows, t]
+            logits = model(current).log_softmax(1)
+            probs[:, s] = target_logits(logits, t, model).exp()     # the target's range checked on the first pass
     return fractions, probs
 
 

@@ -31,8 +31,8 @@ def _all_methods(model, x, target):
     return {"saliency": lambda: A.saliency(model, x, target),
             "guided_backprop": lambda: A.guided_backprop(model, x, target),
             "deconvnet": lambda: A.deconvnet(model, x, target),
-            "grad_cam": lambda: A.grad_cam(model, x, target, "relu3"),
-            "guided_grad_cam": lambda: A.guided_grad_cam(model, x, target, "relu3"),
+            "grad_cam": lambda: A.grad_cam(model, x, target, layer="relu3"),
+            "guided_grad_cam": lambda: A.guided_grad_cam(model, x, target, layer="relu3"),
             "cam": lambda: A.cam(model, x, target),
             "occlusion": lambda: A.occlusion(model, x, target, patch=7, stride=7),
             "deletion_curve": lambda: sanity.deletion_curve(model, x, target, torch.rand(len(x), 28, 28), steps=2)}
@@ -84,10 +84,10 @@ def test_a_class_name_needs_a_model_that_knows_its_classes(tiny_cnn):
 
 def test_channel_targets_are_whole_numbers(teaching, x):
     with pytest.raises(ValueError, match="channel of relu3 must be an integer channel index, not 'Trouser'"):
-        A.saliency(teaching.model, x, "Trouser", layer="relu3")
+        A.saliency(teaching.model, x, "Trouser", neuron="relu3")
     with pytest.raises(ValueError, match="channel of relu3 must be an integer index .* not a float 2.5"):
-        A.guided_backprop(teaching.model, x, 2.5, layer="relu3")
-    assert A.saliency(teaching.model, x, np.int64(2), layer="relu3").shape == (2, 28, 28)
+        A.guided_backprop(teaching.model, x, 2.5, neuron="relu3")
+    assert A.saliency(teaching.model, x, np.int64(2), neuron="relu3").shape == (2, 28, 28)
 
 
 # ---------------------------------------------------------------- model inputs
@@ -131,15 +131,15 @@ def test_rgb_into_the_grayscale_model_and_the_reverse(teaching):
     rgb = zoo.prepare(get_model("squeezenet1_1", weights=None))
     with pytest.raises(ValueError, match=r"x has 1 channels but SqueezeNet takes 3 \(RGB\).*"
                                          r"a grayscale image for an RGB model: img.expand\(-1, 3, -1, -1\)"):
-        A.grad_cam(rgb, torch.rand(1, 1, 64, 64), 1, "features.12")
+        A.grad_cam(rgb, torch.rand(1, 1, 64, 64), 1, layer="features.12")
     with pytest.raises(ValueError, match=r"the \(preprocessed\) images has 3 channels but TeachingNet takes 1"):
         features.extract(teaching.model, torch.rand(4, 3, 28, 28), "relu2", progress=False)
 
 
 def test_layers_are_named_by_strings(teaching, x):
     msg = r"TeachingNet has no layer 3 \(layers are named by strings, not int\). Valid layer names: conv1, bn1"
-    for call in (lambda: A.grad_cam(teaching.model, x, 1, 3),
-                 lambda: A.saliency(teaching.model, x, 1, layer=3),
+    for call in (lambda: A.grad_cam(teaching.model, x, 1, layer=3),
+                 lambda: A.saliency(teaching.model, x, 1, neuron=3),
                  lambda: A.cam(teaching.model, x, 1, layer=3),
                  lambda: hooks.activations(teaching.model, x, 3),
                  lambda: hooks.capture(teaching.model, 3).__enter__(),
@@ -149,7 +149,7 @@ def test_layers_are_named_by_strings(teaching, x):
         with pytest.raises(ValueError, match=msg):
             call()
     with pytest.raises(ValueError, match=r"has no layer None \(layers are named by strings, not NoneType\)"):
-        A.grad_cam(teaching.model, x, 1, None)
+        A.grad_cam(teaching.model, x, 1, layer=None)
     assert hooks.count(teaching.model) == 0
 
 
@@ -499,7 +499,7 @@ CALLS = {
     "gradient_box": lambda m, x: receptive.gradient_box(m, "relu2", 8),
     "unit_gradient": lambda m, x: receptive.unit_gradient(m, "relu2", 8),
     "saliency": lambda m, x: A.saliency(m, x, 1),
-    "grad_cam": lambda m, x: A.grad_cam(m, x, 1, "relu2"),
+    "grad_cam": lambda m, x: A.grad_cam(m, x, 1, layer="relu2"),
     "cam": lambda m, x: A.cam(m, x, 1),
     "occlusion": lambda m, x: A.occlusion(m, x, 1, patch=4, stride=4),
     "ascend": lambda m, x: ascent.ascend(m, ascent.class_score(1), ascent.Pixels(torch.rand(1, 3, 8, 8)), steps=2,

@@ -64,8 +64,8 @@ def test_attribution_maps(cnn, x32, name):
 
 def test_layer_saliency_and_unreduced_gradients(cnn, x32):
     m32, m64 = cnn
-    check(A.saliency(m64, x32.double(), 1, layer="2", position=(3, 3)),
-          A.guided_backprop(m64, x32.double(), 0, reduce=None), A.grad_cam(m64, x32.double(), 0, "3", upsample=False),
+    check(A.saliency(m64, x32.double(), 1, neuron="2", position=(3, 3)),
+          A.guided_backprop(m64, x32.double(), 0, reduce=None), A.grad_cam(m64, x32.double(), 0, layer="3", upsample=False),
           A.cam(m64, x32.double(), 0, upsample=False))
 
 

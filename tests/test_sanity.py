@@ -23,6 +23,24 @@ def test_randomized_cascade(teaching):
         S.randomized(model, 6)
 
 
+def test_randomized_draws_from_its_generator_only(teaching):
+    model = teaching.model
+    state = torch.random.get_rng_state()
+    a = S.randomized(model, 2, generator=torch.Generator().manual_seed(1))
+    b = S.randomized(model, 2, generator=torch.Generator().manual_seed(1))
+    c = S.randomized(model, 2, generator=torch.Generator().manual_seed(2))
+    default = S.randomized(model, 2)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(a.conv4.weight, b.conv4.weight) and not torch.equal(a.conv4.weight, c.conv4.weight)
+    assert torch.equal(default.fc.bias, S.randomized(model, 2).fc.bias)
+    # PyTorch's default initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = 128 * 3 * 3 for conv4
+    bound = 1 / (128 * 9) ** 0.5
+    w = a.conv4.weight
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound and abs(float(w.mean())) < 0.05 * bound
+    with pytest.raises(ValueError, match="generator must be a torch.Generator or None, not int"):
+        S.randomized(model, 1, generator=0)
+
+
 def test_rank_correlation_known_values():
     a = torch.arange(16.0).view(1, 4, 4)
     assert S.rank_correlation(a, a * 3 + 1) == pytest.approx(1.0)
