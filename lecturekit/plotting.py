@@ -145,6 +145,16 @@ def panel(item) -> Panel:
     return photo(item)
 
 
+def show(ax, item, title: str | None = None, cmap: str | None = None):
+    """Draw one item on ``ax`` by the convention (see :func:`panel`), axis off, title fitted to the
+    axes. For figures laid out by hand; returns the image artist (for a colorbar)."""
+    im = panel(item).draw(ax, cmap)
+    ax.axis("off")
+    if title:
+        _set_title(ax, title, ax.get_position().width * ax.figure.get_figwidth())
+    return im
+
+
 def title_size(text: str, width_in: float, largest: float = TITLE_MAX) -> tuple[str, float]:
     """A title and font size (pt) so that it fits ``width_in`` inches: shrink to ``TITLE_MIN``, then wrap."""
     width_pt = width_in * 72
@@ -315,8 +325,8 @@ def activation_grid(act: torch.Tensor, channels: Sequence[int] | None = None, nc
     return fig
 
 
-def scatter_by_class(points, labels, class_names: Sequence[str], title: str = "", ax=None):
-    """2-D points coloured by class, with a legend."""
+def scatter_by_class(points, labels, class_names: Sequence[str], title: str = "", ax=None, legend: bool = True):
+    """2-D points coloured by class, with a legend (``legend=False``: none, e.g. for one legend per figure)."""
     points = np.asarray(points)
     labels = np.asarray(labels)
     if ax is None:
@@ -329,7 +339,8 @@ def scatter_by_class(points, labels, class_names: Sequence[str], title: str = ""
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(fontsize=7, markerscale=1.5, loc="best", framealpha=0.6)
+    if legend:
+        ax.legend(fontsize=7, markerscale=1.5, loc="best", framealpha=0.6)
     return ax.figure
 
 
