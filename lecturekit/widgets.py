@@ -59,7 +59,8 @@ def control(spec, name: str, default=None) -> W.ValueWidget:
         return W.FloatSlider(min=lo, max=hi, step=step, value=value, description=name, style=style,
                              continuous_update=False, readout_format=_readout_format(step))
     if isinstance(spec, (list, dict)) and len(spec):
-        options = list(spec.values()) if isinstance(spec, dict) else list(spec)
+        options = list(spec.values()) if isinstance(spec, dict) else \
+            [o[1] if isinstance(o, tuple) and len(o) == 2 else o for o in spec]      # (label, value) pairs
         if default is not None and default not in options:
             raise ValueError(f"dropdown {name!r}: the default {default!r} is not one of {options}")
         if default is None:

@@ -71,6 +71,8 @@ def test_controls_open_at_the_defaults_draw_states():
         widgets.interactive(draw, k=(0, 9), alpha=(2.0, 5.0))
     with pytest.raises(ValueError, match="the default 'b' is not one of"):
         widgets.interactive(draw, k=(0, 9), name=["x", "y"])
+    view = widgets.interactive(draw, k=(0, 9), name=[("first", "a"), ("second", "b")])      # (label, value) pairs
+    assert view.values["name"] == "b" and view.controls["name"].label == "second"
 
 
 def test_float_readout_shows_every_step():
