@@ -56,3 +56,45 @@ def test_error_in_draw_is_reported_and_controls_survive():
     assert view.error is None
     with pytest.raises(ValueError, match="no control named z"):
         view.set(z=1)
+
+
+def test_controls_open_at_the_defaults_draw_states():
+    calls = []
+
+    def draw(k, alpha=1.5, name="b", flag=False):
+        calls.append((k, alpha, name, flag))
+        return plt.figure()
+    view = widgets.interactive(draw, k=(0, 9), alpha=(0.0, 5.0, 0.5), name=["a", "b", "c"], flag=True)
+    assert calls == [(0, 1.5, "b", False)]
+    assert view.values == {"k": 0, "alpha": 1.5, "name": "b", "flag": False}
+    with pytest.raises(ValueError, match="the default 1.5 is outside 2.0..5.0"):
+        widgets.interactive(draw, k=(0, 9), alpha=(2.0, 5.0))
+    with pytest.raises(ValueError, match="the default 'b' is not one of"):
+        widgets.interactive(draw, k=(0, 9), name=["x", "y"])
+    view = widgets.interactive(draw, k=(0, 9), name=[("first", "a"), ("second", "b")])      # (label, value) pairs
+    assert view.values["name"] == "b" and view.controls["name"].label == "second"
+
+
+def test_float_readout_shows_every_step():
+    assert widgets.control((0.0, 0.01, 0.001), "l2").readout_format == ".3f"
+    assert widgets.control((0.0, 2.0, 0.25), "s").readout_format == ".2f"
+    assert widgets.control((0.0, 1.0, 0.5), "a").readout_format == ".1f"
+    slider = widgets.control((0.0, 0.01, 0.001), "l2")
+    slider.value = 0.004
+    assert format(slider.value, slider.readout_format) == "0.004"
+
+
+def test_quick_moves_in_a_running_kernel_give_one_redraw_of_the_last_value():
+    import asyncio
+    draw, calls = _draw_calls()
+
+    async def session():
+        view = widgets.interactive(draw, k=(1, 5), color=["red", "blue"])
+        for k in (2, 3, 4):                       # three key presses, faster than a redraw
+            view.controls["k"].value = k
+        assert calls == [(1, "red")]              # nothing drawn yet: the redraw is scheduled
+        await asyncio.sleep(0.5)
+        return view
+    view = asyncio.run(session())
+    assert calls == [(1, "red"), (4, "red")] and view.redraws == 2
+    assert plt.get_fignums() == []

@@ -6,6 +6,7 @@ skip and say why.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -133,5 +134,53 @@ def test_run_all_then_a_slider_changes_the_figure(lab, browser, name):
         assert figure.get_attribute("src") != before_src, "moving the slider did not redraw the figure"
         assert after_png != before_png, "the figure's pixels did not change"
         page.screenshot(path=str(work / f"{Path(name).stem}.png"))
+    finally:
+        page.close()
+
+
+def test_three_quick_moves_end_on_a_figure_of_the_last_value(lab, browser):
+    """Three key presses faster than a redraw: the figure shown at the end is the one drawn for the
+    slider's final value (queued moves collapse; no stale redraw lands last)."""
+    base, token, work = lab
+    name = "01_first_layer_filters.ipynb"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{base}/lab/workspaces/quick-moves/tree/{name}?token={token}&reset")
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+        time.sleep(3)
+        _run_all(page)
+        slider = page.locator(".widget-slider .noUi-handle, .widget-hslider .noUi-handle").first
+        slider.wait_for(timeout=60_000)
+        cell = page.locator(".jp-CodeCell", has=page.locator(".noUi-handle")).first
+        figure = cell.locator(".jp-OutputArea-output img").first
+        readout = cell.locator(".widget-readout").first
+        figure.scroll_into_view_if_needed()
+        start = int(readout.inner_text())
+        slider.focus()
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+        assert int(readout.inner_text()) == start + 3
+        # wait until the figure has not changed for 3 s
+        last, stable_since, deadline = figure.get_attribute("src"), time.time(), time.time() + 120
+        while time.time() - stable_since < 3 and time.time() < deadline:
+            time.sleep(0.5)
+            now = figure.get_attribute("src")
+            if now != last:
+                last, stable_since = now, time.time()
+        shown = hashlib.sha256(last.split(",", 1)[-1].encode()).hexdigest()
+        # ask the kernel what it drew last, and for which value
+        page.locator(".jp-Notebook .jp-Cell").last.click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("b")
+        page.keyboard.type("import base64, hashlib; print('CHECK', view.values['index'], "
+                           "hashlib.sha256(base64.b64encode(view.png)).hexdigest(), "
+                           "base64.b64encode(view.png) == base64.b64encode(lk.widgets.figure_png(draw(**view.values))))")
+        page.keyboard.press("Shift+Enter")
+        out = page.locator(".jp-OutputArea-output", has_text="CHECK").first
+        out.wait_for(timeout=60_000)
+        _, value, drawn, same = out.inner_text().split()
+        assert int(value) == start + 3, f"the kernel drew index {value}, the slider shows {start + 3}"
+        assert drawn == shown, "the figure on the page is not the kernel's last drawing"
+        assert same == "True", "the last drawing is not the figure of the slider's final value"
     finally:
         page.close()
