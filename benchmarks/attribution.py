@@ -79,7 +79,7 @@ def main():
     x = models["SqueezeNet 1.1"][1]
     variants = {"naive loop, one window per forward pass": lambda: naive_occlusion(squeeze, x, 1, 32, 16)}
     for bs in (64, 32, 8):
-        variants[f"batched, batch {bs}, channels_last"] = lambda bs=bs: A.occlusion(squeeze, x, 1, 32, 16, batch_size=bs)
+        variants[f"batched, batch {bs}, channels_last"] = lambda bs=bs: A.occlusion(squeeze, x, 1, patch=32, stride=16, batch_size=bs)
     variants["lecturekit default (batch ~400k pixels = 8 here, channels_last)"] = \
         lambda: A.occlusion(squeeze, x, 1, patch=32, stride=16)
     for name, fn in variants.items():

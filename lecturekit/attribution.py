@@ -267,7 +267,7 @@ def gradient_x_input(model: nn.Module, x: torch.Tensor, target, *, neuron: str |
 
 @_one_call_shape
 def smoothgrad(model: nn.Module, x: torch.Tensor, target, *, samples: int = 25, noise: float = 0.15,
-               generator: torch.Generator | None = None, batch_size: int = 25, neuron: str | None = None,
+               generator: torch.Generator | None = None, batch_size: int = 8, neuron: str | None = None,
                position=None, reduce: str | None = "max_abs") -> torch.Tensor:
     """The gradient averaged over ``samples`` noisy copies x + N(0, sigma^2), sigma = ``noise`` times
     (max - min) of each image, then reduced like saliency (Smilkov et al. 2017).
@@ -313,7 +313,7 @@ def path_points(steps: int, rule: str = "middle") -> tuple[torch.Tensor, torch.T
 
 @_one_call_shape
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target, *, baseline=None, steps: int = 32,
-                         rule: str = "middle", batch_size: int = 32, neuron: str | None = None, position=None,
+                         rule: str = "middle", batch_size: int = 8, neuron: str | None = None, position=None,
                          reduce: str | None = "sum") -> torch.Tensor:
     """(x - x') times the gradient averaged along the straight path from the ``baseline`` x'
     (default zeros: the data mean after normalisation) to x, by the quadrature ``rule`` with
