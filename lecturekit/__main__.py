@@ -1,4 +1,4 @@
-"""Command line: ``python -m lecturekit download [names]`` and ``python -m lecturekit info``."""
+"""Command line: ``python -m lecturekit download [names]``, ``info``, ``gallery`` and ``slides``."""
 from __future__ import annotations
 
 import argparse
@@ -23,7 +23,28 @@ def main(argv=None) -> int:
                      help="folder to find notebooks in (default: ./notebooks, else the checkout's)")
     gal.add_argument("--out", default="gallery", help="output folder (default: gallery)")
     gal.add_argument("--quick", action="store_true", help="quick mode: small sizes, for a fast check")
+    sli = sub.add_parser("slides", help="run notebooks (full mode) and make a reveal.js deck of each one's figures")
+    sli.add_argument("notebooks", nargs="*", help="notebook names (05_occlusion) or .ipynb paths (default: all)")
+    sli.add_argument("--notebooks", dest="folder", metavar="DIR",
+                     help="folder to find notebooks in (default: ./notebooks, else the checkout's)")
+    sli.add_argument("--out", default="slides", help="output folder (default: slides)")
+    sli.add_argument("--quick", action="store_true", help="quick mode: small sizes, for a fast check")
+    sli.add_argument("--reveal-prefix", metavar="URL", help="where reveal.js is (default: a CDN)")
     args = parser.parse_args(argv)
+
+    if args.command == "slides":
+        from . import render, slides
+        try:
+            results = slides.build(render.find(args.notebooks, args.folder), args.out, quick=args.quick,
+                                   reveal_prefix=args.reveal_prefix)
+        except (FileNotFoundError, ImportError) as err:
+            print(err, file=sys.stderr)
+            return 2
+        failed = {k: v["status"] for k, v in results.items() if v["status"] != "ok"}
+        print(f"{len(results) - len(failed)} of {len(results)} decks written to {args.out}/index.html")
+        for name, why in failed.items():
+            print(f"  {name} failed: {why}", file=sys.stderr)
+        return 1 if failed else 0
 
     if args.command == "gallery":
         from . import render
