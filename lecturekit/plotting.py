@@ -160,11 +160,17 @@ def title_size(text: str, width_in: float, largest: float = TITLE_MAX) -> tuple[
     width_pt = width_in * 72
     longest = max((len(line) for line in text.split("\n")), default=1) or 1
     size = min(largest, width_pt / (_CHAR_EM * longest))
-    if size >= TITLE_MIN:
+    readable = min(largest, TITLE_MIN + 2)
+    if size >= readable:
         return text, size
-    chars = max(4, int(width_pt / (_CHAR_EM * TITLE_MIN)))
-    wrapped = "\n".join(textwrap.fill(line, chars, break_long_words=True) for line in text.split("\n"))
-    return wrapped, TITLE_MIN
+
+    def wrap(pt):
+        chars = max(4, int(width_pt / (_CHAR_EM * pt)))
+        return "\n".join(textwrap.fill(line, chars, break_long_words=True) for line in text.split("\n"))
+    wrapped = wrap(readable)                         # rather two lines at a readable size than one tiny one
+    if wrapped.count("\n") <= text.count("\n") + 1:
+        return wrapped, readable
+    return (text, size) if size >= TITLE_MIN else (wrap(TITLE_MIN), TITLE_MIN)
 
 
 def _set_title(ax, text: str, width_in: float, **kw):

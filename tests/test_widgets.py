@@ -98,3 +98,41 @@ def test_quick_moves_in_a_running_kernel_give_one_redraw_of_the_last_value():
     view = asyncio.run(session())
     assert calls == [(1, "red"), (4, "red")] and view.redraws == 2
     assert plt.get_fignums() == []
+
+
+def test_quick_moves_in_a_real_kernel_collapse_into_the_last_value():
+    """The same through ipykernel: three comm updates, as a browser sends for three key presses,
+    arrive while nothing is drawn; one redraw follows, of the final value."""
+    import os
+    import time
+    from pathlib import Path
+
+    from jupyter_client.manager import start_new_kernel
+    root = str(Path(__file__).resolve().parents[1])
+    km, kc = start_new_kernel(kernel_name="python3", env={**os.environ, "PYTHONPATH": root, "MPLBACKEND": "Agg"})
+
+    def run(code):
+        msg_id, out = kc.execute(code), []
+        while True:
+            m = kc.get_iopub_msg(timeout=60)
+            if m["parent_header"].get("msg_id") != msg_id:
+                continue
+            if m["msg_type"] == "stream":
+                out.append(m["content"]["text"])
+            if m["msg_type"] == "error":
+                raise AssertionError("\n".join(m["content"]["traceback"]))
+            if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                return "".join(out)
+    try:
+        model_id = run("import time\nimport matplotlib.pyplot as plt\nfrom lecturekit import widgets\ndrawn = []\n"
+                       "def draw(k=1):\n    drawn.append(k)\n    time.sleep(0.3)\n    return plt.figure()\n"
+                       "view = widgets.interactive(draw, k=(0, 9))\nprint(view.controls['k'].model_id)").split()[-1]
+        for value in (2, 3, 4):
+            kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": model_id, "data": {
+                "method": "update", "state": {"value": value}, "buffer_paths": []}}))
+        time.sleep(2)
+        assert run("print(drawn, view.values['k'], view.redraws)").split("]")[-1].split() == ["4", "2"]
+        assert run("print(drawn)").strip() == "[1, 4]"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -176,9 +177,11 @@ def test_three_quick_moves_end_on_a_figure_of_the_last_value(lab, browser):
                            "hashlib.sha256(base64.b64encode(view.png)).hexdigest(), "
                            "base64.b64encode(view.png) == base64.b64encode(lk.widgets.figure_png(draw(**view.values))))")
         page.keyboard.press("Shift+Enter")
-        out = page.locator(".jp-OutputArea-output", has_text="CHECK").first
+        out = page.locator(".jp-OutputArea-output", has_text="CHECK").last
         out.wait_for(timeout=60_000)
-        _, value, drawn, same = out.inner_text().split()
+        found = re.search(r"CHECK (\d+) ([0-9a-f]{64}) (True|False)", out.inner_text())
+        assert found, f"the kernel's answer could not be read: {out.inner_text()[:2000]}"
+        value, drawn, same = found.groups()
         assert int(value) == start + 3, f"the kernel drew index {value}, the slider shows {start + 3}"
         assert drawn == shown, "the figure on the page is not the kernel's last drawing"
         assert same == "True", "the last drawing is not the figure of the slider's final value"
