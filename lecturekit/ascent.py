@@ -342,7 +342,7 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
     step = _Step(model, objective, param, preprocess, transforms, penalties, normalize_grad, until,
                  torch.Generator().manual_seed(seed))
     log = _Log(snapshot_every)
-    bar = tqdm(total=steps, desc=objective.name or optimizer, disable=not progress or steps < 50, leave=False)
+    bar = tqdm(total=steps, desc=objective.name or optimizer, disable=not progress, delay=2)   # shown after 2 s
     with hooks.preserved(model), bar:
         model.eval()
         model.requires_grad_(False)

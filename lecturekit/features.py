@@ -58,7 +58,7 @@ def extract(model: torch.nn.Module, images: torch.Tensor, layers: str | Iterable
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     out: dict[str, list] = {n: [] for n in names}
     starts = range(0, len(images), batch_size)
-    for i in tqdm(starts, desc="features", disable=not progress or len(starts) < 4, leave=False):
+    for i in tqdm(starts, desc="features", disable=not progress, delay=2):
         x = images[i:i + batch_size].to(device=device, dtype=dtype)
         x = hooks.check_input(model, preprocess(x) if preprocess else x, "the (preprocessed) images")
         acts = hooks.activations(model, x, names)
