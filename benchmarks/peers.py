@@ -26,7 +26,6 @@ import argparse
 import copy
 import ctypes
 import importlib.util
-import math
 import os
 import statistics
 import subprocess
