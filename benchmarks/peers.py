@@ -14,7 +14,8 @@ Models: SqueezeNet 1.1, ResNet-18 and VGG-16 (VGG-19 for the tutorial, as it use
 weights: speed does not depend on the values. Every pair runs in interleaved rounds (lecturekit,
 peer, lecturekit, peer, ... the order alternating by round); the table gives the median time of
 each, the ratio of medians with the range of the per-round ratios, and the peak memory each
-call added (resident set, reset before the call through /proc/self/clear_refs). A float32
+call added (resident set, its high-water mark reset before the call through /proc/self/clear_refs,
+measured after the timings with large blocks mapped one by one so that freed memory is seen). A float32
 matrix multiply measured at the start and end of the run gives the machine's practical rate;
 for the optimisation loops the table gives lecturekit's achieved GFLOP/s as a fraction of it
 (FLOPs counted by torch.utils.flop_counter).
@@ -25,7 +26,6 @@ import argparse
 import copy
 import ctypes
 import importlib.util
-import math
 import os
 import statistics
 import subprocess
@@ -74,6 +74,22 @@ def peak_mb(fn) -> float:
     return (_status_kb("VmHWM") - base) / 1024
 
 
+M_MMAP_THRESHOLD = -3                                      # glibc's mallopt parameter
+
+
+def peak_mbs(fns) -> list[float]:
+    """``peak_mb`` of each call, with every block of 64 kB or more in its own mapping while they run,
+    so that freed memory leaves the resident set at once and is not reused unseen. (glibc's default
+    keeps freed blocks for reuse; it is restored afterwards, so timings are not affected.)"""
+    if _libc is None:
+        return [peak_mb(fn) for fn in fns]
+    _libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024)
+    try:
+        return [peak_mb(fn) for fn in fns]
+    finally:
+        _libc.mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)  # glibc's largest dynamic threshold
+
+
 def seconds(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -103,9 +119,9 @@ class Row:
         self.gflop = None
 
     def warm(self):
-        """First call of each (also the memory measurement: one-time costs are on both sides)."""
+        """First call of each, untimed; FLOPs counted."""
         for side in ("mine", "theirs"):
-            self.memory[side] = peak_mb(getattr(self, side))
+            getattr(self, side)()
         if self.count_flops:
             self.gflop = flops(self.mine) / 1e9
 
@@ -132,6 +148,8 @@ def run_rows(rows, rounds):
     for r in range(rounds):
         for row in rows:
             row.round(r)
+    for row in rows:                                       # memory after the timings
+        row.memory = dict(zip(("mine", "theirs"), peak_mbs([row.mine, row.theirs])))
 
 
 def print_table(rows, rate):
@@ -403,6 +421,26 @@ def style_rows(size, evaluations):
     return rows, (net, model, style_losses, content_losses, content, style_img)
 
 
+def lbfgs_memory(setup, evaluations):
+    """Peak MB of each optimiser's run (L-BFGS keeps ``history`` pairs of image-sized vectors)."""
+    net, model, style_losses, content_losses, content, _ = setup
+
+    def lecturekit_settings():
+        img = content.clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([img], lr=1.0, max_iter=evaluations, max_eval=evaluations, history_size=20,
+                                line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
+
+        def closure():
+            opt.zero_grad()
+            loss = tutorial_loss(model, style_losses, content_losses, img)
+            loss.backward()
+            return loss
+        opt.step(closure)
+    mine, theirs = peak_mbs([lecturekit_settings,
+                             lambda: tutorial_run(model, style_losses, content_losses, content, evaluations)])
+    return {"lecturekit": mine, "tutorial": theirs}
+
+
 def lbfgs_curves(setup, evaluations):
     """Loss against wall time for the tutorial's objective under two optimisers: lecturekit's L-BFGS
     settings (strong-Wolfe line search, history 20, no clamping until the end) and the tutorial's
@@ -556,25 +594,21 @@ def main(argv=None):
           f"{rate_start:.1f} GFLOP/s\n")
 
     size, patch = (64, 32) if quick else (224, 56)
-    rows, notes = [], []
-    if "attribution" in only:
-        rows, notes = attribution_rows(names, size, steps=2 if quick else 8, samples=2 if quick else 8, patch=patch)
-    if "ascent" in only:
-        rows += ascent_rows(names, steps=2 if quick else 10)
-    if "style" in only:
-        style_size, evaluations = (64, 3) if quick else (512, 10)
-        rows += style_rows(style_size, evaluations)[0]
-    if "faststyle" in only:
-        rows += faststyle_rows([64] if quick else [256, 512])
-    run_rows(rows, rounds)
-    rate_end = matmul_gflops()
-    rate = statistics.median([rate_start, rate_end])
-    print_table(rows, rate)
-    print(f"\nfloat32 matmul at the end: {rate_end:.1f} GFLOP/s (fractions use the mean of start and end, "
-          f"{rate:.1f})")
-    for note in notes:
-        print(f"- {note}")
-
+    groups = {"attribution": lambda: attribution_rows(names, size, steps=2 if quick else 8,
+                                                      samples=2 if quick else 8, patch=patch),
+              "ascent": lambda: (ascent_rows(names, steps=2 if quick else 10), []),
+              "style": lambda: (style_rows(64 if quick else 512, 3 if quick else 5)[0], []),
+              "faststyle": lambda: (faststyle_rows([64] if quick else [256, 512]), [])}
+    for group, make in groups.items():
+        if group in only:                                  # each table printed as soon as it is measured
+            rows, notes = make()
+            run_rows(rows, rounds)
+            print_table(rows, rate_start)
+            for note in notes:
+                print(f"- {note}")
+            print()
+    print(f"float32 matmul 2048x2048 at the end of the tables: {matmul_gflops():.1f} GFLOP/s (the fractions use "
+          f"the rate at the start)")
     if "lbfgs" in only:
         lbfgs_table(quick)
     if "import" in only and not quick:
@@ -586,16 +620,17 @@ def lbfgs_table(quick):
     curve_size, curve_evals = (64, 6) if quick else (256, 60)
     _, setup = style_rows(curve_size, 1)
     curves, final = lbfgs_curves(setup, curve_evals)
+    memory = lbfgs_memory(setup, curve_evals)
     t_common = min(curves["tutorial"][-1][0], curves["lecturekit"][-1][0])
     print(f"\nL-BFGS on the tutorial's loss, {curve_size} px, {curve_evals} evaluations each (loss: lower is better)\n")
     print("| optimiser settings | seconds | evaluations | loss after "
-          f"{t_common / 2:.1f} s | loss after {t_common:.1f} s | final loss (clamped to 0..1) |")
-    print("|---|---|---|---|---|---|")
+          f"{t_common / 2:.1f} s | loss after {t_common:.1f} s | final loss (clamped to 0..1) | peak MB |")
+    print("|---|---|---|---|---|---|---|")
     for key, label in (("lecturekit", "lecturekit: strong-Wolfe line search, history 20"),
                        ("tutorial", "tutorial: no line search, history 100, clamp in the closure")):
         c = curves[key]
         print(f"| {label} | {c[-1][0]:.1f} | {len(c)} | {best_by(c, t_common / 2):.4g} | {best_by(c, t_common):.4g} | "
-              f"{final[key]:.4g} |")
+              f"{final[key]:.4g} | {memory[key]:.0f} |")
 
 
 def import_table(rounds):
