@@ -415,6 +415,7 @@ class _Step:
         for pen in self.penalties:
             loss = loss + pen(img, x).sum()
         done = self.until is not None and bool(self.until(logits))
+        del acts, logits                    # in the graph already: held here, they would outlive backward
         if not done:
             loss.backward()
             if self.normalize_grad:
@@ -459,13 +460,28 @@ def _run_lbfgs(step: _Step, log: _Log, steps: int, lr: float, bar) -> int:
     opt = torch.optim.LBFGS(step.params, lr=lr, max_iter=steps, max_eval=steps, history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
 
+    last = [p.detach().clone() for p in step.params]
+
     def closure():
+        if len(log.history) >= steps:   # torch checks max_eval only after a whole line search
+            raise _Spent
+        for keep, p in zip(last, step.params):
+            keep.copy_(p.detach())
         loss, score, img, _ = step()
         log.add(len(log.history), score, img)
         bar.update()
         return loss
-    opt.step(closure)
+    try:
+        opt.step(closure)
+    except _Spent:                      # back to the last point evaluated (the line search moved on)
+        with torch.no_grad():
+            for keep, p in zip(last, step.params):
+                p.copy_(keep)
     return len(log.history)
+
+
+class _Spent(Exception):
+    """The L-BFGS run has used its evaluations."""
 
 
 # ---------------------------------------------------------------- ready-made uses
