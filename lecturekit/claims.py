@@ -11,6 +11,8 @@ goes on.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 def check(held, claim: str, verified: bool = True, otherwise: str = "") -> bool:
     """Assert ``claim`` when ``verified``; else print whether it held (and ``otherwise``: what a
@@ -57,3 +59,19 @@ def close(actual, expected, atol: float = 1e-5, rtol: float = 1.3e-6, on=None) -
     if tf32(device) and torch.float32 in (getattr(actual, "dtype", None), getattr(expected, "dtype", None)):
         atol, rtol = max(atol, 2e-2), max(rtol, 2e-2)
     torch.testing.assert_close(actual, expected, atol=atol, rtol=rtol)
+
+
+@contextmanager
+def exact():
+    """For a by-hand check that repeats many steps on a GPU (Adam turns rounding noise in tiny
+    gradients into whole steps): float32 in full precision (no TF32) and cuDNN's deterministic
+    algorithms for the duration, the settings restored afterwards. Nothing changes on the CPU."""
+    import torch
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark
+    try:
+        cudnn.allow_tf32 = matmul.allow_tf32 = False
+        cudnn.deterministic, cudnn.benchmark = True, False
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved

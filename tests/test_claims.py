@@ -45,3 +45,15 @@ def test_close_takes_the_precision_of_the_device():
             claims.close(a, b, atol=1e-4, rtol=1e-4, on="cuda")
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_exact_turns_tf32_off_and_restores_the_settings_even_on_error():
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark
+    with pytest.raises(RuntimeError, match="inside"):
+        with claims.exact():
+            assert not claims.tf32("cuda") and cudnn.deterministic and not cudnn.benchmark
+            with pytest.raises(AssertionError, match="not close"):      # strict again on a GPU
+                claims.close(torch.ones(3), torch.ones(3) + 1e-2, atol=1e-4, rtol=1e-4, on="cuda")
+            raise RuntimeError("inside")
+    assert (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark) == before

@@ -13,7 +13,7 @@ with that in mind.
 import pytest
 import torch
 
-CUDA = torch.device("cuda")
+CUDA = torch.device("cuda", 0)         # results report cuda:0, which is not equal to "cuda"
 _tensor_double, _module_double = torch.Tensor.double, torch.nn.Module.double
 
 

@@ -33,7 +33,7 @@ step() {  # step TITLE COMMAND...: run it, keep its log in $OUT/stepN.log, remem
   tail -n 15 "$OUT/step$n.log"
 }
 STEPS=" ${GPU_CHECK_STEPS:-1 2 3 4} "
-NB=(-m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env "${parallel[@]}" ${GPU_CHECK_NOTEBOOKS:-notebooks})
+NB=(-m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-kernel-startup-timeout=300 "${parallel[@]}" ${GPU_CHECK_NOTEBOOKS:-notebooks})
 EMPTY=$(mktemp -d) STANDINS=$(mktemp -d)
 step "every technique on the GPU (float64) against the CPU (float32)" \
   "$PY" -m pytest -q -p no:cacheprovider -p float64_on_cuda tests/test_dtype_device.py
