@@ -70,15 +70,14 @@ def _environ(**values):
                 os.environ[k] = v
 
 
-def render(paths, out: Path, quick: bool = False, timeout: int = 3600, progress: bool = True) -> dict[str, str]:
-    """Run each notebook and write ``out/<name>.html`` (plus ``index.html``).
-    Returns {name: "ok" or the error}."""
+def prepare(paths, out: Path, what: str = "the gallery") -> tuple[list[Path], Path]:
+    """The checks before running notebooks: nbconvert is installed, every path is a notebook file;
+    (the paths, the output folder, made)."""
     try:
-        import nbformat
-        from nbconvert import HTMLExporter
-        from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
+        import nbconvert  # noqa: F401
+        import nbformat  # noqa: F401
     except ImportError as err:
-        raise ImportError(f"the gallery needs nbconvert ({err.name} is missing): "
+        raise ImportError(f"making {what} needs nbconvert ({err.name} is missing): "
                           "pip install \"lecturekit[gallery]\"") from None
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.is_file()]
@@ -86,21 +85,37 @@ def render(paths, out: Path, quick: bool = False, timeout: int = 3600, progress:
         raise FileNotFoundError(f"no notebook at {', '.join(missing)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, str] = {}
+    return paths, out
+
+
+def execute(path: Path, quick: bool = False, timeout: int = 3600):
+    """Run a notebook top to bottom in a fresh kernel with the inline backend:
+    (the executed notebook, "ok" or the last line of the error)."""
+    import nbformat
+    from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
+    nb = nbformat.read(path, as_version=4)
     with _environ(LECTUREKIT_QUICK="1" if quick else "0", MPLBACKEND=INLINE):
-        for path in tqdm(paths, desc="notebooks", disable=not progress):
-            nb = nbformat.read(path, as_version=4)
-            start = time.perf_counter()
-            try:
-                ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
-                    nb, {"metadata": {"path": str(path.parent)}})
-                results[path.stem] = "ok"
-            except CellExecutionError as err:
-                message = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()
-                results[path.stem] = message[-1][:300] if message else type(err).__name__
-            nb.metadata["lecturekit"] = {"seconds": round(time.perf_counter() - start, 1), "quick": quick}
-            page, _ = HTMLExporter().from_notebook_node(nb)
-            (out / f"{path.stem}.html").write_text(page, encoding="utf-8")
+        try:
+            ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
+                nb, {"metadata": {"path": str(Path(path).parent)}})
+            return nb, "ok"
+        except CellExecutionError as err:
+            lines = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()
+            return nb, lines[-1][:300] if lines else type(err).__name__
+
+
+def render(paths, out: Path, quick: bool = False, timeout: int = 3600, progress: bool = True) -> dict[str, str]:
+    """Run each notebook and write ``out/<name>.html`` (plus ``index.html``).
+    Returns {name: "ok" or the error}."""
+    paths, out = prepare(paths, out, "the gallery")
+    from nbconvert import HTMLExporter
+    results: dict[str, str] = {}
+    for path in tqdm(paths, desc="notebooks", disable=not progress):
+        start = time.perf_counter()
+        nb, results[path.stem] = execute(path, quick, timeout)
+        nb.metadata["lecturekit"] = {"seconds": round(time.perf_counter() - start, 1), "quick": quick}
+        page, _ = HTMLExporter().from_notebook_node(nb)
+        (out / f"{path.stem}.html").write_text(page, encoding="utf-8")
     items = "\n".join(
         f'<li><a href="{html.escape(name, quote=True)}.html">{html.escape(name)}</a>'
         f'{"" if state == "ok" else " (failed: " + html.escape(state) + ")"}</li>' for name, state in results.items())

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .render import INLINE, _environ
+from .render import execute, prepare
 
 FIGURE_TYPES = ("image/png", "image/svg+xml", "image/jpeg")
 NOTICE = re.compile(r"\*\*What to notice:?\*\*:?\s*(.*)", re.S)
@@ -126,38 +126,12 @@ def to_html(slide_nb, reveal_prefix: str | None = None) -> str:
     return page
 
 
-def execute(path: Path, quick: bool = False, timeout: int = 3600):
-    """Run a notebook in a fresh kernel with the inline backend: (executed notebook, "ok" or the error)."""
-    import nbformat
-    from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
-    nb = nbformat.read(path, as_version=4)
-    with _environ(LECTUREKIT_QUICK="1" if quick else "0", MPLBACKEND=INLINE):
-        try:
-            ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
-                nb, {"metadata": {"path": str(Path(path).parent)}})
-            return nb, "ok"
-        except CellExecutionError as err:
-            lines = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()
-            return nb, lines[-1][:300] if lines else type(err).__name__
-
-
 def build(paths, out: Path, quick: bool = False, timeout: int = 3600, reveal_prefix: str | None = None,
           progress: bool = True) -> dict[str, dict]:
     """Run each notebook and write ``out/<name>.slides.html`` (plus ``index.html``).
     Returns {name: {"status": "ok" or the error, "figures": n, "seconds": s}}; a notebook that fails
     gets no deck."""
-    try:
-        import nbconvert  # noqa: F401
-        import nbformat  # noqa: F401
-    except ImportError as err:
-        raise ImportError(f"the slides need nbconvert ({err.name} is missing): "
-                          "pip install \"lecturekit[gallery]\"") from None
-    paths = [Path(p) for p in paths]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"no notebook at {', '.join(missing)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    paths, out = prepare(paths, out, "slides")
     results: dict[str, dict] = {}
     for path in tqdm(paths, desc="notebooks", disable=not progress):
         start = time.perf_counter()
