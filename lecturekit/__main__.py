@@ -17,19 +17,16 @@ def main(argv=None) -> int:
     dl.add_argument("names", nargs="*", help=f"models, or 'paintings' for the style images (default: all "
                     f"the notebooks use: {', '.join(NOTEBOOK_MODELS)}, paintings)")
     sub.add_parser("info", help="settings and which weights are cached")
-    gal = sub.add_parser("gallery", help="run notebooks (full mode) and render them to HTML with their figures")
-    gal.add_argument("notebooks", nargs="*", help="notebook names (05_occlusion) or .ipynb paths (default: all)")
-    gal.add_argument("--notebooks", dest="folder", metavar="DIR",
-                     help="folder to find notebooks in (default: ./notebooks, else the checkout's)")
-    gal.add_argument("--out", default="gallery", help="output folder (default: gallery)")
-    gal.add_argument("--quick", action="store_true", help="quick mode: small sizes, for a fast check")
-    sli = sub.add_parser("slides", help="run notebooks (full mode) and make a reveal.js deck of each one's figures")
-    sli.add_argument("notebooks", nargs="*", help="notebook names (05_occlusion) or .ipynb paths (default: all)")
-    sli.add_argument("--notebooks", dest="folder", metavar="DIR",
-                     help="folder to find notebooks in (default: ./notebooks, else the checkout's)")
-    sli.add_argument("--out", default="slides", help="output folder (default: slides)")
-    sli.add_argument("--quick", action="store_true", help="quick mode: small sizes, for a fast check")
-    sli.add_argument("--reveal-prefix", metavar="URL", help="where reveal.js is (default: a CDN)")
+    for command, what in (("gallery", "render them to HTML with their figures"),
+                          ("slides", "make a reveal.js deck of each one's figures")):
+        run = sub.add_parser(command, help=f"run notebooks (full mode) and {what}")
+        run.add_argument("notebooks", nargs="*", help="notebook names (05_occlusion) or .ipynb paths (default: all)")
+        run.add_argument("--notebooks", dest="folder", metavar="DIR",
+                         help="folder to find notebooks in (default: ./notebooks, else the checkout's)")
+        run.add_argument("--out", default=command, help=f"output folder (default: {command})")
+        run.add_argument("--quick", action="store_true", help="quick mode: small sizes, for a fast check")
+        if command == "slides":
+            run.add_argument("--reveal-prefix", metavar="URL", help="where reveal.js is (default: a CDN)")
     args = parser.parse_args(argv)
 
     if args.command == "slides":
