@@ -151,6 +151,28 @@ class TransformNet(nn.Module):
         return one
 
 
+def _neighbour_differences(img: torch.Tensor, period: int) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels (rows and columns together) of each
+    image in (N, C, H, W), by the position of the pair mod ``period``: shape (N, period)."""
+    dw = (img[..., :, 1:] - img[..., :, :-1]).abs()
+    dh = (img[..., 1:, :] - img[..., :-1, :]).abs()
+    return torch.stack([dw[..., p::period].flatten(1).mean(1) + dh[..., p::period, :].flatten(1).mean(1)
+                        for p in range(period)], 1)
+
+
+def grid_artefact(out: torch.Tensor, photo: torch.Tensor, period: int = 2) -> torch.Tensor:
+    """How strongly the stylised ``out`` (N, C, H, W) shows the upsampling grid, per image: the mean
+    absolute difference between neighbouring pixels at positions ``p`` mod ``period`` (max minus min
+    over ``p``), in units of the ``photo``'s mean neighbour difference. A photo has the same edges at
+    every position (about 0.01); nearest-neighbour upsampling that the convolutions after it have not
+    smoothed over leaves blocks and checkerboards aligned to its 2-pixel grid (0.06 and more)."""
+    if out.shape != photo.shape or out.dim() != 4:
+        raise ValueError(f"out and photo must be (N, C, H, W) of the same shape, got {tuple(out.shape)} "
+                         f"and {tuple(photo.shape)}")
+    by_phase = _neighbour_differences(out, period)
+    return (by_phase.amax(1) - by_phase.amin(1)) / _neighbour_differences(photo, 1)[:, 0]
+
+
 def _content_targets(net: style.FeatureNet, photos: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return hooks.activations(net.model, net.preprocess(photos), net.content_layer)[net.content_layer]

@@ -5,8 +5,9 @@
 
 The styles are the bundled photos that stand in for the paintings offline (so the result is
 reproducible anywhere), the features the offline multi-scale random network, the training
-images random crops and flips of the other bundled photos. Writes ``faststyle_cin.pt``
-(state dict + metadata, loaded with ``weights_only=True``).
+images random crops and flips of the other bundled photos, the initial weights and crops
+seeded by ``--seed``. Writes ``faststyle_cin.pt`` (state dict + metadata, loaded with
+``weights_only=True``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from . import config, faststyle, gallery, images, paintings, style
 STYLES = [paintings.PAINTINGS[name].fallback for name in ("starry_night", "great_wave", "composition_vii")]
 WEIGHTS_FILE = faststyle.WEIGHTS_FILE
 STYLE_SIZE = 160
+TV_WEIGHT = 1e-3
 
 
 def main(argv=None) -> int:
@@ -28,21 +30,26 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=900, help="training steps, one style each in turn")
     parser.add_argument("--size", type=int, default=96, help="training crop size in pixels")
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--tv-weight", type=float, default=TV_WEIGHT, help="weight of the total-variation loss")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the training crops")
     parser.add_argument("--out", type=Path, default=config.DATA_DIR)
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     features = style.feature_net("random-multiscale")
     style_imgs = [images.load(name, size=STYLE_SIZE) for name in STYLES]
     photos = [p for p in gallery.PHOTOS if p not in STYLES]
-    net = faststyle.TransformNet(n_styles=len(STYLES))
+    with torch.random.fork_rng():                        # the same initial weights on every run
+        torch.manual_seed(args.seed)
+        net = faststyle.TransformNet(n_styles=len(STYLES))
     start = time.time()
     history = faststyle.train(net, features, style_imgs, steps=args.steps, size=args.size, batch=args.batch,
-                              photos=photos)
+                              tv_weight=args.tv_weight, photos=photos, seed=args.seed)
     seconds = time.time() - start
     first = {s: [h["total"] for h in history if h["index"] == s][:10] for s in range(len(STYLES))}
     last = {s: [h["total"] for h in history if h["index"] == s][-10:] for s in range(len(STYLES))}
     meta = {"styles": STYLES, "features": features.description, "steps": args.steps, "size": args.size,
-            "batch": args.batch, "train_photos": photos, "seconds": round(seconds),
+            "batch": args.batch, "tv_weight": args.tv_weight, "seed": args.seed, "train_photos": photos,
+            "seconds": round(seconds),
             "loss_first10": {STYLES[s]: sum(v) / len(v) for s, v in first.items()},
             "loss_last10": {STYLES[s]: sum(v) / len(v) for s, v in last.items()}}
     path = faststyle.save(net, args.out / WEIGHTS_FILE, meta)

@@ -4,6 +4,8 @@ import torch.nn.functional as F
 
 from lecturekit import faststyle as FS, hooks, images, style as S
 
+GRID_LIMIT = 0.04        # the shipped network: 0.061 (hubble_deep_field style); a photo: 0.007
+
 
 def _randomize_norms(net, seed=0):
     gen = torch.Generator().manual_seed(seed)
@@ -141,3 +143,24 @@ def test_training_leaves_the_global_rng_alone_and_repeats_with_the_same_seed():
     assert torch.equal(torch.random.get_rng_state(), state)
     for a, b in zip(nets[0].parameters(), nets[1].parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_grid_artefact_sees_nearest_upsampling_and_not_a_photo():
+    photo = images.load("astronaut", size=96)
+    blocky = F.interpolate(F.avg_pool2d(photo, 2), scale_factor=2, mode="nearest")
+    assert FS.grid_artefact(photo, photo).item() < 0.02
+    assert FS.grid_artefact(blocky, photo).item() > 0.5
+    both = FS.grid_artefact(torch.cat([photo, blocky]), torch.cat([photo, photo]))
+    assert both.shape == (2,) and both[0] < 0.02 < 0.5 < both[1]
+    with pytest.raises(ValueError, match="same shape"):
+        FS.grid_artefact(photo, photo[..., :8])
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17: the shipped network draws on its upsampling grid (grey moire); "
+                   "retraining with TV weight 0.001-10 or a blur before the stride-2 convolutions does not remove it")
+def test_the_shipped_network_leaves_no_upsampling_grid():
+    net, meta = FS.load()
+    photo = images.load("astronaut", size=96)
+    with torch.no_grad():
+        grid = [FS.grid_artefact(net(photo, style=s), photo).item() for s in range(net.n_styles)]
+    assert max(grid) < GRID_LIMIT, grid
