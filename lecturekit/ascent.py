@@ -130,12 +130,15 @@ def layer_norm(layer: str) -> Objective:
 def feature_match(layer: str, target: torch.Tensor) -> Objective:
     """Inversion: minus the relative squared distance of ``layer``'s activation to ``target``."""
     target = target.detach()
+    scale = target.pow(2).flatten(1).sum(1).clamp_min(1e-12)
 
     def fn(a, _):
         act = a[layer]
         if act.shape[1:] != target.shape[1:]:
             raise ValueError(f"target features {tuple(target.shape)} do not match {layer}'s {tuple(act.shape)}")
-        return -(act - target).pow(2).flatten(1).sum(1) / target.pow(2).flatten(1).sum(1).clamp_min(1e-12)
+        if act.shape[0] == 1 and target.shape[0] == 1:      # one image: the fused loss keeps no difference
+            return -F.mse_loss(act, target, reduction="sum")[None] / scale
+        return -(act - target).pow(2).flatten(1).sum(1) / scale
     return Objective(fn, [layer], name=f"match {layer}")
 
 

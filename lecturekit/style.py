@@ -154,14 +154,33 @@ def random_vgg16_features(generator: torch.Generator) -> nn.Sequential:
     return features
 
 
+class _Gram(torch.autograd.Function):
+    """G = F F^T for F of shape (..., C, M). Autograd's rule for a product takes two products,
+    dG F + dG^T F, and adds them; G is symmetric in F, so one product of (dG + dG^T) with F does it."""
+
+    @staticmethod
+    def forward(ctx, f):
+        ctx.save_for_backward(f)
+        return torch.mm(f, f.t()) if f.dim() == 2 else torch.bmm(f, f.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        f, = ctx.saved_tensors
+        if f.dim() == 2:
+            return torch.mm(grad + grad.t(), f)
+        return torch.bmm(grad + grad.transpose(1, 2), f)
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Gram matrix of a (N, C, H, W) feature map: G = F F^T / (H W), shape (N, C, C).
     Spatial layout is averaged away; dividing by H W makes it independent of the image size."""
     n, c, h, w = features.shape
-    f = features.reshape(n, c, h * w)
-    if n == 1:          # one image (style transfer): a 2-D product, faster than the batched one on CPU
-        return torch.mm(f[0], f[0].t()).div_(h * w)[None]
-    return torch.bmm(f, f.transpose(1, 2)).div_(h * w)
+    if n == 1:          # one image (style transfer): a 2-D product, faster than the batched one on CPU;
+        f = features.reshape(c, h * w)     # a reshape, not f[0], whose backward fills a zero tensor
+    else:
+        f = features.reshape(n, c, h * w)
+    g = _Gram.apply(f).div_(h * w)
+    return g[None] if n == 1 else g
 
 
 def gram_match(layer: str, target: torch.Tensor) -> ascent.Objective:

@@ -198,3 +198,27 @@ def test_synthesis_and_transfer_leave_the_global_rng_alone(net):
     S.transfer(net, images.load("coffee", size=32), images.load("flower", size=40), steps=3, init="noise",
                progress=False)
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_gram_backward_is_autograds_rule_in_one_product():
+    """The Gram matrix's own backward ((dG + dG^T) F) against autograd's, first and second order."""
+    gen = torch.Generator().manual_seed(1)
+    for shape in [(1, 4, 3, 5), (3, 4, 3, 5)]:
+        f = torch.randn(shape, generator=gen, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(S.gram, (f,))
+        assert torch.autograd.gradgradcheck(S.gram, (f,))
+        w = torch.randn(shape[0], 4, 4, generator=gen, dtype=torch.float64)   # a non-symmetric dG
+        (S.gram(f) * w).sum().backward()
+        ref = f.detach().clone().requires_grad_(True)
+        r = ref.flatten(2)
+        ((r @ r.transpose(1, 2) / 15) * w).sum().backward()
+        torch.testing.assert_close(f.grad, ref.grad)
+
+
+def test_feature_match_of_one_image_equals_the_explicit_sum():
+    gen = torch.Generator().manual_seed(2)
+    act, target = torch.randn(2, 1, 3, 4, 4, generator=gen, dtype=torch.float64)
+    fn = ascent.feature_match("l", target)
+    expected = -(act - target).pow(2).sum() / target.pow(2).sum()
+    torch.testing.assert_close(fn({"l": act}, None), expected[None])
+    torch.testing.assert_close(fn({"l": act.repeat(2, 1, 1, 1)}, None), expected.repeat(2))
