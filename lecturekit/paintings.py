@@ -46,7 +46,7 @@ class Painting:
 #: after a download checked by eye.
 PAINTINGS = {
     "starry_night": Painting("The Starry Night", "Vincent van Gogh, 1889",
-                             "Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg", "hubble_deep_field", sha256=None),
+                             "Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg", "gravel", sha256=None),
     "great_wave": Painting("The Great Wave off Kanagawa", "Katsushika Hokusai, about 1831",
                            "Tsunami_by_hokusai_19th_century.jpg", "coffee", sha256=None),
     "composition_vii": Painting("Composition VII", "Wassily Kandinsky, 1913",

@@ -1,6 +1,6 @@
 """Train the shipped fast-style network: one network, three styles (conditional instance norm).
 
-    python -m lecturekit.train_faststyle                 # about 8 minutes on 2 CPU cores
+    python -m lecturekit.train_faststyle                 # about 10 minutes on 2 CPU cores
     python -m lecturekit.train_faststyle --steps 30 --out /tmp/try
 
 The styles are the bundled photos that stand in for the paintings offline (so the result is
@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     seconds = time.time() - start
     first = {s: [h["total"] for h in history if h["index"] == s][:10] for s in range(len(STYLES))}
     last = {s: [h["total"] for h in history if h["index"] == s][-10:] for s in range(len(STYLES))}
-    meta = {"styles": STYLES, "features": features.description, "steps": args.steps, "size": args.size,
+    meta = {"styles": STYLES, "features": features.description, "upsample": net.upsample, "steps": args.steps,
+            "size": args.size,
             "batch": args.batch, "tv_weight": args.tv_weight, "seed": args.seed, "train_photos": photos,
             "seconds": round(seconds),
             "loss_first10": {STYLES[s]: sum(v) / len(v) for s, v in first.items()},
