@@ -54,7 +54,8 @@ class Objective:
                          self.needs_logits or other.needs_logits, f"{self.name} + {other.name}")
 
     def __mul__(self, k: float) -> "Objective":
-        return Objective(lambda a, l: k * self(a, l), self.layers, self.needs_logits, f"{k} * {self.name}")
+        weight = f"{k:.3g}" if isinstance(k, (int, float)) else str(k)
+        return Objective(lambda a, l: k * self(a, l), self.layers, self.needs_logits, f"{weight} * {self.name}")
 
     __rmul__ = __mul__
 
@@ -345,7 +346,9 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
     step = _Step(model, objective, param, preprocess, transforms, penalties, normalize_grad, until,
                  torch.Generator().manual_seed(seed))
     log = _Log(snapshot_every)
-    bar = tqdm(total=steps, desc=objective.name or optimizer, disable=not progress, delay=2)   # shown after 2 s
+    name = objective.name or optimizer
+    bar = tqdm(total=steps, desc=name if len(name) <= 40 else name[:39] + "…", disable=not progress,
+               delay=2)                                                                  # shown after 2 s
     with hooks.preserved(model), bar:
         model.eval()
         model.requires_grad_(False)

@@ -320,3 +320,26 @@ def synthesize(net: FeatureNet, exemplar: torch.Tensor, size: int, steps: int = 
     return _finish(ascent.ascend(net.model, objective, ascent.Pixels(start), net.preprocess, steps=steps,
                                  lr=1.0 if optimizer == "lbfgs" else 0.02, optimizer=optimizer,
                                  post=_post(optimizer), seed=seed, progress=progress))
+
+
+def pattern_scale(img: torch.Tensor) -> torch.Tensor:
+    """The grain of each image in (N, C, H, W), in pixels: the lag at which the autocorrelation of its
+    grey values (rows and columns averaged, circular) first falls to one half, interpolated linearly.
+    A pattern of b x b blocks of random values measures b / 2; shrinking an image shrinks it."""
+    if not (isinstance(img, torch.Tensor) and img.dim() == 4 and min(img.shape[-2:]) >= 4):
+        raise ValueError(f"img must be an (N, C, H, W) tensor with sides of at least 4 pixels, "
+                         f"not {tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__}")
+    grey = img.mean(1)
+    grey = grey - grey.mean((-2, -1), keepdim=True)
+    power = torch.fft.rfft2(grey).abs().pow(2)
+    ac = torch.fft.irfft2(power, s=grey.shape[-2:])
+    if (ac[:, 0, 0] <= 0).any():
+        raise ValueError("a constant image has no pattern to measure")
+    half = min(grey.shape[-2:]) // 2
+    profile = ((ac[:, 0, :half] + ac[:, :half, 0]) / (2 * ac[:, :1, 0])).tolist()
+    scales = []
+    for p in profile:
+        i = next((i for i, v in enumerate(p) if v <= 0.5), None)
+        # no fall to one half within half the image: the grain is as large as can be measured
+        scales.append(float(half) if i is None else i - 1 + (p[i - 1] - 0.5) / (p[i - 1] - p[i]))
+    return torch.tensor(scales, dtype=img.dtype, device=img.device)

@@ -222,3 +222,20 @@ def test_feature_match_of_one_image_equals_the_explicit_sum():
     expected = -(act - target).pow(2).sum() / target.pow(2).sum()
     torch.testing.assert_close(fn({"l": act}, None), expected[None])
     torch.testing.assert_close(fn({"l": act.repeat(2, 1, 1, 1)}, None), expected.repeat(2))
+
+
+def test_pattern_scale_of_random_blocks_is_half_their_side():
+    gen = torch.Generator().manual_seed(0)
+    blocks = {b: torch.rand(2, 3, 128 // b, 128 // b, generator=gen, dtype=torch.float64).repeat_interleave(b, -1)
+              .repeat_interleave(b, -2) for b in (2, 4, 8)}
+    for b, img in blocks.items():
+        grain = S.pattern_scale(img)
+        assert grain.shape == (2,) and grain.dtype == torch.float64
+        torch.testing.assert_close(grain, torch.full_like(grain, b / 2), rtol=0.1, atol=0)
+    gravel = images.load("gravel")
+    grains = [S.pattern_scale(images.resize(gravel, side)).item() for side in (512, 256, 128)]
+    assert grains[0] > grains[1] > grains[2], grains
+    with pytest.raises(ValueError, match="constant image"):
+        S.pattern_scale(torch.full((1, 3, 8, 8), 0.5))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) tensor"):
+        S.pattern_scale(torch.rand(3, 8, 8))
