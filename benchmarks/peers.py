@@ -403,9 +403,11 @@ def style_rows(size, evaluations):
     objective = S.style_objective(net, style_img, content_img=content, style_weight=10.0)
     img = content.clone().requires_grad_(True)
 
-    def mine_eval():
+    def mine_eval():                          # as ascent's loop does it
         acts, _ = A.forward(net.model, net.preprocess(img), objective.layers, needs_logits=False)
-        (-objective(acts, None).sum()).backward()
+        loss = -objective(acts, None).sum()
+        del acts                               # held through backward, they could not be freed as it goes
+        loss.backward()
         img.grad = None
 
     def theirs_eval():
