@@ -124,28 +124,10 @@ def target_logits(logits: torch.Tensor, target, model: nn.Module | None = None) 
     return logits.gather(1, t.to(logits.device)[:, None])[:, 0]
 
 
-@contextmanager
-def _not_inplace(model: nn.Module):
-    """Every module with an ``inplace`` flag (``nn.ReLU(inplace=True)``, dropout, ...) computes out of
-    place for a while: the same values, but the tensor a hook sees stays as it was."""
-    flags = {m: m.inplace for m in model.modules() if isinstance(getattr(m, "inplace", None), bool)}
-    try:
-        for m in flags:
-            m.inplace = False
-        yield model
-    finally:
-        for m, flag in flags.items():
-            m.inplace = flag
-
-
-@contextmanager
 def _borrowed(model: nn.Module):
     """For one attribution: eval mode, no parameter asks for a gradient (nothing lands in ``.grad``,
     autograd records only what depends on the input), no in-place modules; all restored on exit."""
-    with hooks.preserved(model), _not_inplace(model):
-        model.eval()
-        model.requires_grad_(False)
-        yield model
+    return hooks.preserved(model, borrow=True)
 
 
 def _scores(model: nn.Module, x: torch.Tensor, target, neuron: str | None = None, position=None) -> torch.Tensor:
@@ -357,13 +339,14 @@ class _GuidedReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inp):
         out = inp.clamp(min=0)
-        ctx.save_for_backward(inp)
+        ctx.save_for_backward(out)                       # out > 0 exactly where inp > 0
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        inp, = ctx.saved_tensors
-        return grad.clamp(min=0) * (inp > 0)
+        out, = ctx.saved_tensors
+        # the positive part of the gradient, where the input was positive: ReLU's own backward kernel
+        return torch.ops.aten.threshold_backward(grad.clamp(min=0), out, 0)
 
 
 class _DeconvReLU(torch.autograd.Function):
@@ -378,21 +361,23 @@ class _DeconvReLU(torch.autograd.Function):
 
 @contextmanager
 def relu_rule(model: nn.Module, rule: type[torch.autograd.Function]):
-    """Every ``nn.ReLU`` of ``model`` computes its forward as usual but back-propagates by ``rule``.
-    Done with forward hooks that replace the output (in-place ReLUs work out of place meanwhile,
-    so that the hook sees the ReLU's input); all restored on exit."""
-    handles = []
-    with _not_inplace(model):
-        try:
-            for m in model.modules():
-                if isinstance(m, nn.ReLU):
-                    handles.append(m.register_forward_hook(lambda mod, inp, out: rule.apply(inp[0])))
-            if not handles:
-                raise ValueError(f"{type(model).__name__} has no nn.ReLU modules; this method needs them")
-            yield model
-        finally:
-            for h in handles:
-                h.remove()
+    """Every ``nn.ReLU`` of ``model`` computes its forward as usual but back-propagates by ``rule``:
+    its ``forward`` is ``rule.apply`` for a while (out of place, whatever its ``inplace`` flag says);
+    all restored on exit."""
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    if not relus:
+        raise ValueError(f"{type(model).__name__} has no nn.ReLU modules; this method needs them")
+    own = {m: m.__dict__["forward"] for m in relus if "forward" in m.__dict__}   # set on the instance by someone
+    try:
+        for m in relus:
+            m.forward = rule.apply
+        yield model
+    finally:
+        for m in relus:
+            if m in own:
+                m.forward = own[m]
+            else:
+                m.__dict__.pop("forward", None)
 
 
 @_one_call_shape

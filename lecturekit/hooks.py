@@ -86,7 +86,8 @@ def check_input(model: nn.Module, x, what: str = "x") -> torch.Tensor:
     x = x[None] if x.dim() == 3 else x
     if x.numel() == 0:
         raise ValueError(f"{what} is empty (shape {tuple(x.shape)})")
-    if not torch.isfinite(x).all():
+    # a NaN or an infinity makes the sum non-finite (one reduction, no mask); so can an overflow, so look closer
+    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
         raise ValueError(f"{what} holds NaN or infinite values; every result computed from it would be NaN")
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     if conv is not None and x.shape[1] != conv.in_channels:
@@ -178,14 +179,33 @@ def activations(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str]) 
 
 
 @contextmanager
-def preserved(model: nn.Module) -> Iterator[nn.Module]:
-    """Restore every module's train/eval mode and every parameter's ``requires_grad`` on exit."""
-    modes = {m: m.training for m in model.modules()}
-    flags = {p: p.requires_grad for p in model.parameters()}
+def preserved(model: nn.Module, borrow: bool = False) -> Iterator[nn.Module]:
+    """Restore every module's train/eval mode and every parameter's ``requires_grad`` on exit.
+    With ``borrow``, also put the model in eval mode, stop every parameter asking for a gradient and
+    every ``inplace`` module (``nn.ReLU(inplace=True)``, dropout) working in place meanwhile (the same
+    values, but a tensor a hook has seen stays as it was); those flags are restored too."""
+    modules = list(model.modules())                  # one walk: attributions run this around every call
+    modes = [m.training for m in modules]
+    params = list(dict.fromkeys(p for m in modules for p in m._parameters.values() if p is not None))
+    flags = [p.requires_grad for p in params]
+    inplace = [m for m in modules if getattr(m, "inplace", None) is True] if borrow else []
     try:
+        if borrow:
+            if any(modes):
+                model.eval()
+            for p, flag in zip(params, flags):
+                if flag:
+                    p.requires_grad_(False)
+            for m in inplace:
+                m.inplace = False
         yield model
     finally:
-        for m, training in modes.items():
-            m.training = training
-        for p, flag in flags.items():
-            p.requires_grad_(flag)
+        # only what changed: setting a module attribute costs microseconds, on models of hundreds of modules
+        for m in inplace:
+            m.inplace = True
+        for m, training in zip(modules, modes):
+            if m.training != training:
+                m.training = training
+        for p, flag in zip(params, flags):
+            if p.requires_grad != flag:
+                p.requires_grad_(flag)

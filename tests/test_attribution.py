@@ -98,6 +98,27 @@ def test_guided_backprop_zero_where_relu_input_negative_on_a_cnn(tiny_cnn):
     assert hooks.count(tiny_cnn) == 0
 
 
+def test_relu_rule_is_the_guided_formula_and_leaves_every_relu_as_it_was():
+    relu, other = nn.ReLU(inplace=True), nn.ReLU()
+    other.forward = lambda t: t.clamp(min=0)                     # a forward someone set on the instance
+    model = nn.Sequential(nn.Linear(5, 5), relu, nn.Linear(5, 5), other)
+    inp = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(4, 5, dtype=torch.float64)
+    for rule, expected in ((A._GuidedReLU, grad.clamp(min=0) * (inp > 0)), (A._DeconvReLU, grad.clamp(min=0))):
+        out = rule.apply(inp)
+        g, = torch.autograd.grad(out, inp, grad)
+        assert out.dtype == torch.float64 and torch.equal(out, inp.clamp(min=0)) and torch.equal(g, expected)
+    mine = other.forward
+    with pytest.raises(RuntimeError, match="inside"):
+        with A.relu_rule(model, A._GuidedReLU):
+            assert relu.forward == A._GuidedReLU.apply == other.forward
+            raise RuntimeError("inside")
+    assert "forward" not in relu.__dict__ and other.forward is mine and relu.inplace
+    with pytest.raises(ValueError, match="has no nn.ReLU modules"):
+        with A.relu_rule(nn.Sequential(nn.Linear(2, 2)), A._GuidedReLU):
+            pass
+
+
 def test_cam_equals_grad_cam_up_to_scale_on_gap_linear(teaching):
     from lecturekit import teaching as T
     imgs, labels = T.load_sample()
