@@ -1,7 +1,7 @@
 """lecturekit side by side with the libraries and reference code it is compared with, in one run.
 
     pip install .[peers]                  # captum, grad-cam (pytorch-grad-cam), torch-lucent
-    python benchmarks/peers.py            # a few minutes on 2 CPU cores
+    python benchmarks/peers.py            # about 10 minutes on 2 idle CPU cores
     python benchmarks/peers.py --quick    # small sizes, one round: a smoke test
 
 Peers: captum (Saliency, GuidedBackprop, Deconvolution, IntegratedGradients, NoiseTunnel,
@@ -12,7 +12,9 @@ same layers, sizes, losses and optimiser settings (``Tutorial*`` and ``Transform
 
 Models: SqueezeNet 1.1, ResNet-18 and VGG-16 (VGG-19 for the tutorial, as it uses) with random
 weights: speed does not depend on the values. Every pair runs in interleaved rounds (lecturekit,
-peer, lecturekit, peer, ... the order alternating by round); the table gives the median time of
+peer, lecturekit, peer, ... the order alternating by round, four rounds by default, so that each
+goes first equally often); a timing is the mean of as many calls as last 0.25 s (``MIN_TIMING``),
+so that calls of a few milliseconds are timed steadily; the table gives the median time of
 each, the ratio of medians with the range of the per-round ratios, and the peak memory each
 call added (resident set, its high-water mark reset before the call through /proc/self/clear_refs,
 measured after the timings with large blocks mapped one by one so that freed memory is seen). A float32
@@ -26,6 +28,7 @@ import argparse
 import copy
 import ctypes
 import importlib.util
+import math
 import os
 import statistics
 import subprocess
@@ -108,6 +111,10 @@ def flops(fn) -> int:
     return counter.get_total_flops()
 
 
+#: one timing lasts at least this long (a call of a few milliseconds is timed as the mean of many)
+MIN_TIMING = 0.25
+
+
 class Row:
     """One comparison: lecturekit's call and the peer's, doing the same work."""
 
@@ -119,15 +126,18 @@ class Row:
         self.gflop = None
 
     def warm(self):
-        """First call of each, untimed; FLOPs counted."""
+        """First call of each, untimed; FLOPs counted; how many calls make one timing (``MIN_TIMING``)."""
         for side in ("mine", "theirs"):
             getattr(self, side)()
+        once = min(seconds(getattr(self, side)) for side in ("mine", "theirs"))
+        self.calls = max(1, math.ceil(MIN_TIMING / once))
         if self.count_flops:
             self.gflop = flops(self.mine) / 1e9
 
     def round(self, r):
         for side in (("mine", "theirs") if r % 2 == 0 else ("theirs", "mine")):
-            self.times[side].append(seconds(getattr(self, side)))
+            fn = getattr(self, side)
+            self.times[side].append(seconds(lambda: [fn() for _ in range(self.calls)]) / self.calls)
 
     def cells(self, rate):
         m, t = (statistics.median(self.times[s]) for s in ("mine", "theirs"))
@@ -575,7 +585,8 @@ def import_times(rounds):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one round (a smoke test)")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3; 1 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds, each pair in turn first (default 4; 1 with --quick)")
     parser.add_argument("--only", default="attribution,ascent,style,faststyle,lbfgs,import",
                         help="comma-separated groups to run (default: all)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -587,7 +598,7 @@ def main(argv=None):
     if absent:
         print(f"the peers are not installed ({', '.join(absent)}): pip install .[peers]")
         return 2
-    rounds = args.rounds or (1 if args.quick else 3)
+    rounds = args.rounds or (1 if args.quick else 4)
     quick = args.quick
     torch.manual_seed(0)                                   # the random weights of the models below
     names = ["squeezenet1_1"] if quick else ["squeezenet1_1", "resnet18", "vgg16"]

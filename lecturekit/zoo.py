@@ -382,14 +382,26 @@ _SHAPE_ONLY = (nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, 
 
 
 @torch.no_grad()
+def _map_size(o, x: torch.Tensor) -> tuple[int, int] | None:
+    """(height, width) of an activation that is a map of the input ``x``: (N, C, H, W) as convolutions
+    give it, or (N, H, W, C) as Swin transformers do; None for anything else (a 1x1 map included)."""
+    if not isinstance(o, torch.Tensor) or o.dim() != 4:
+        return None
+    h0, w0 = x.shape[-2:]
+    for h, w in (tuple(o.shape[-2:]), tuple(o.shape[1:3])):
+        if 1 < h <= h0 and 1 < w <= w0 and abs(h * w0 - w * h0) <= max(h0, w0):   # the input's aspect
+            return h, w
+    return None
+
+
 def layout(model: nn.Module, x: torch.Tensor) -> tuple[list[str], str, int]:
     """A look at ``model`` running on ``x``: (stages, feature layer, number of outputs).
 
     * the feature layer is the input of the classifier: the layer that runs just before the last
       layer with weights of its own (skipping flatten, dropout and identity layers);
     * the stages are, for each spatial size of the (N, C, H, W) activations before the feature layer
-      (shrinking as the network goes deeper), the last of the top two levels of layers (``layer1``,
-      ``features.3``) that outputs that size; a network without such maps (a transformer) gets the
+      (shrinking as the network goes deeper; channels first, or last as in Swin), the last of the
+      top two levels of layers (``layer1``, ``features.3``) that outputs that size; a network without such maps (a transformer) gets the
       blocks of its longest sequence of layers instead. A guess, for models without a table in STAGES.
     """
     done: list[tuple[str, nn.Module, object]] = []          # (name, module, output) in the order they finish
@@ -411,12 +423,13 @@ def layout(model: nn.Module, x: torch.Tensor) -> tuple[list[str], str, int]:
     feature = done[head][0]
     stages, area = [], math.inf
     for name, _, o in done[:head]:
-        if name.count(".") > 1 or not isinstance(o, torch.Tensor) or o.dim() != 4 or o.shape[-1] == 1:
+        size = _map_size(o, x) if name.count(".") <= 1 else None
+        if size is None:
             continue
-        if o.shape[-2] * o.shape[-1] < area:                   # a smaller map: a new stage
+        if size[0] * size[1] < area:                           # a smaller map: a new stage
             stages.append(name)
-            area = o.shape[-2] * o.shape[-1]
-        elif o.shape[-2] * o.shape[-1] == area:
+            area = size[0] * size[1]
+        elif size[0] * size[1] == area:
             stages[-1] = name                                  # the last layer at this size
     if len(stages) < 2:
         seqs = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Sequential, nn.ModuleList))]

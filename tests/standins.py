@@ -17,16 +17,19 @@ from lecturekit import zoo  # noqa: E402
 
 
 def write_standins(torch_home: Path, names=tuple(zoo.IMAGENET)) -> list[Path]:
-    """Write random-valued weights for ``names`` into ``torch_home``/hub/checkpoints."""
+    """Write random-valued weights for ``names`` into ``torch_home``/hub/checkpoints (the same values
+    on every run; the caller's global random state is left as it was)."""
     old = os.environ.get("TORCH_HOME")
     os.environ["TORCH_HOME"] = str(torch_home)
     try:
         paths = []
         for name in names:
-            torch.manual_seed(0)
+            with torch.random.fork_rng():                # torchvision initialises from the global RNG
+                torch.manual_seed(0)
+                model = get_model(name, weights=None)
             path = zoo.weights_path(name)
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(get_model(name, weights=None).state_dict(), path)
+            torch.save(model.state_dict(), path)
             paths.append(path)
         return paths
     finally:

@@ -12,7 +12,7 @@ from lecturekit import __main__ as cli
 from lecturekit import config, gallery, paintings, zoo
 
 TIMEOUT = 1.0
-SLACK = 3.0          # start-up and the teaching model's load on a busy machine
+SLACK = 12.0         # start-up and the teaching model's load on a busy machine; the stalled server never answers
 
 
 @pytest.fixture

@@ -292,6 +292,20 @@ def test_layout_finds_the_hand_chosen_layers(teaching):
     assert feature == "gap" and n == 10 and set(stages) <= set(zoo.STAGES["teaching"]) and len(stages) == 3
 
 
+def test_layout_reads_channels_last_maps_as_swin_gives_them():
+    from torchvision.models import get_model
+    swin = zoo.prepare(get_model("swin_t", weights=None))
+    stages, feature, n = zoo.layout(swin, torch.zeros(1, 3, 224, 224))
+    # (N, H, W, C) stages at 56, 28, 14 px, then the 7 px map, last as the (N, C, H, W) that pooling reads
+    assert stages == ["features.1", "features.3", "features.5", "permute"] and n == 1000, stages
+    assert zoo._map_size(torch.zeros(1, 56, 56, 96), torch.zeros(1, 3, 224, 224)) == (56, 56)
+    assert zoo._map_size(torch.zeros(1, 96, 56, 56), torch.zeros(1, 3, 224, 224)) == (56, 56)
+    assert zoo._map_size(torch.zeros(1, 28, 37, 64), torch.zeros(1, 3, 224, 300)) == (28, 37)
+    assert zoo._map_size(torch.zeros(1, 64, 28, 37), torch.zeros(1, 3, 224, 300)) == (28, 37)
+    assert zoo._map_size(torch.zeros(1, 512, 1, 1), torch.zeros(1, 3, 224, 224)) is None
+    assert zoo._map_size(torch.zeros(1, 197, 768), torch.zeros(1, 3, 224, 224)) is None
+
+
 # ---------------------------------------------------------------- your own model
 
 
