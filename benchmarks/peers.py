@@ -549,13 +549,14 @@ class TransformerNet(nn.Module):
 def faststyle_rows(sizes):
     gen = torch.Generator().manual_seed(0)
     theirs = TransformerNet().eval()
-    same = FS.TransformNet(1, width=32, blocks=5).eval()
+    same = FS.TransformNet(1, width=32, blocks=5, upsample="nearest").eval()      # the examples' layers
     shipped, _ = FS.load()
     rows = []
     for size in sizes:
         photo = torch.rand(1, 3, size, size, generator=gen)
-        for label, net, style in (("TransformNet, the examples' size (32 channels, 5 blocks)", same, None),
-                                  ("shipped three-style TransformNet (16 channels, 3 blocks)", shipped, 0)):
+        for label, net, style in (("TransformNet, the examples' size and upsampling (32 channels, 5 blocks, nearest)",
+                                   same, None),
+                                  ("shipped three-style TransformNet (16 channels, 3 blocks, bilinear)", shipped, 0)):
             rows.append(Row(f"fast style {size} px", f"{label}, forward, {size} px",
                             "pytorch/examples TransformerNet",
                             torch.no_grad()(lambda net=net, photo=photo, style=style: net(photo, style=style)),
