@@ -37,3 +37,12 @@ def test_readme_and_tour_list_every_notebook():
     for path in NOTEBOOKS:
         assert f"[{path.stem}](notebooks/{path.name})" in readme and f"({COLAB}{path.name})" in readme
         assert path.stem == "00_tour" or f'"{path.stem}"' in tour
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + sorted((ROOT / "assignments").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_the_notebook_is_valid_nbformat_with_unique_cell_ids(path):
+    nbformat = pytest.importorskip("nbformat")
+    raw = json.loads(path.read_text())
+    ids = [c.get("id") for c in raw["cells"]]              # as stored: nbformat.read would invent missing ones
+    assert (raw["nbformat"], raw["nbformat_minor"]) >= (4, 5) and None not in ids and len(set(ids)) == len(ids), ids
+    nbformat.validate(nbformat.from_dict(raw))
