@@ -349,9 +349,7 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
     name = objective.name or optimizer
     bar = tqdm(total=steps, desc=name if len(name) <= 40 else name[:39] + "…", disable=not progress,
                delay=2)                                                                  # shown after 2 s
-    with hooks.preserved(model), bar:
-        model.eval()
-        model.requires_grad_(False)
+    with hooks.preserved(model, borrow=True), bar:
         if optimizer == "lbfgs":
             taken = _run_lbfgs(step, log, steps, lr, bar)
         else:

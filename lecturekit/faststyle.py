@@ -10,10 +10,11 @@ RGB. Transposed convolutions leave checkerboard artefacts (Odena et al. 2016); s
 nearest-neighbour upsampling in a network this small, which learns to draw on the 2-pixel grid
 it leaves (``grid_artefact`` measures it: 0.06-0.08 for the nearest-neighbour network this
 project shipped before, under 0.02 for the bilinear one). Every convolution but the last is
-followed by instance normalisation and a ReLU. The normalisation's scale and shift (gamma, beta) are the only weights that differ between styles:
-``n_styles`` rows of them, mixed by the style weights given to ``forward``. A sigmoid maps the
-last layer to 0..1. (Predicting a change to the photo instead trains fast on one batch but
-cannot give every photo the style's colours: instance normalisation hides the photo's own.)
+followed by instance normalisation and a ReLU. The normalisation's scale and shift (gamma, beta)
+are the only weights that differ between styles: ``n_styles`` rows of them, mixed by the style
+weights given to ``forward``. A sigmoid maps the last layer to 0..1. (Predicting a change to the
+photo instead trains fast on one batch but cannot give every photo the style's colours: instance
+normalisation hides the photo's own.)
 """
 from __future__ import annotations
 
@@ -230,8 +231,7 @@ def train(net: TransformNet, features: style.FeatureNet, style_imgs: Sequence[to
     history = []
     batches = photo_batches(size, batch, seed, photos)
     try:
-        with hooks.preserved(features.model):
-            features.model.eval().requires_grad_(False)
+        with hooks.preserved(features.model, borrow=True):
             for step in tqdm(range(steps), desc="training", disable=not progress, leave=False):
                 s = step % net.n_styles
                 photos = next(batches).to(device=device, dtype=net.out.weight.dtype)

@@ -48,9 +48,8 @@ def main(argv=None) -> int:
     first = {s: [h["total"] for h in history if h["index"] == s][:10] for s in range(len(STYLES))}
     last = {s: [h["total"] for h in history if h["index"] == s][-10:] for s in range(len(STYLES))}
     meta = {"styles": STYLES, "features": features.description, "upsample": net.upsample, "steps": args.steps,
-            "size": args.size,
-            "batch": args.batch, "tv_weight": args.tv_weight, "seed": args.seed, "train_photos": photos,
-            "seconds": round(seconds),
+            "size": args.size, "batch": args.batch, "tv_weight": args.tv_weight, "seed": args.seed,
+            "train_photos": photos, "seconds": round(seconds),
             "loss_first10": {STYLES[s]: sum(v) / len(v) for s, v in first.items()},
             "loss_last10": {STYLES[s]: sum(v) / len(v) for s, v in last.items()}}
     path = faststyle.save(net, args.out / WEIGHTS_FILE, meta)

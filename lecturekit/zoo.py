@@ -381,7 +381,6 @@ def _load_imagenet(name: str) -> Bundle:
 _SHAPE_ONLY = (nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 
-@torch.no_grad()
 def _map_size(o, x: torch.Tensor) -> tuple[int, int] | None:
     """(height, width) of an activation that is a map of the input ``x``: (N, C, H, W) as convolutions
     give it, or (N, H, W, C) as Swin transformers do; None for anything else (a 1x1 map included)."""
@@ -394,6 +393,7 @@ def _map_size(o, x: torch.Tensor) -> tuple[int, int] | None:
     return None
 
 
+@torch.no_grad()
 def layout(model: nn.Module, x: torch.Tensor) -> tuple[list[str], str, int]:
     """A look at ``model`` running on ``x``: (stages, feature layer, number of outputs).
 
@@ -401,8 +401,9 @@ def layout(model: nn.Module, x: torch.Tensor) -> tuple[list[str], str, int]:
       layer with weights of its own (skipping flatten, dropout and identity layers);
     * the stages are, for each spatial size of the (N, C, H, W) activations before the feature layer
       (shrinking as the network goes deeper; channels first, or last as in Swin), the last of the
-      top two levels of layers (``layer1``, ``features.3``) that outputs that size; a network without such maps (a transformer) gets the
-      blocks of its longest sequence of layers instead. A guess, for models without a table in STAGES.
+      top two levels of layers (``layer1``, ``features.3``) that outputs that size; a network
+      without such maps (a transformer) gets the blocks of its longest sequence of layers instead.
+      A guess, for models without a table in STAGES.
     """
     done: list[tuple[str, nn.Module, object]] = []          # (name, module, output) in the order they finish
     handles = [m.register_forward_hook(lambda m, i, o, n=n: done.append((n, m, o)))
