@@ -31,7 +31,8 @@ Every method returns raw values (normalise only to display), works on any classi
 given (in-place ReLUs included) and leaves the model exactly as it was: hooks removed, modes,
 ``requires_grad`` and ``inplace`` flags restored, no ``.grad`` on parameters, even when it
 raises. ``x`` itself is never modified. Deconvnet and guided backprop change the backward of
-``nn.ReLU`` modules only (a ``F.relu`` call inside a ``forward`` keeps its plain gradient, as in captum).
+``nn.ReLU`` modules and clamps to [0, max] (``nn.ReLU6``, as in EfficientNet-Lite); a ``F.relu`` call
+inside a ``forward`` keeps its plain gradient, as in captum.
 """
 from __future__ import annotations
 
@@ -336,41 +337,57 @@ def _baseline(baseline, x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- modified ReLU backward rules
 
 class _GuidedReLU(torch.autograd.Function):
+    """ReLU, or a clamp to [lo, hi] such as ReLU6, passing back the positive part of the gradient
+    where the input was inside (lo, hi): where the unit was active."""
     @staticmethod
-    def forward(ctx, inp):
-        out = inp.clamp(min=0)
-        ctx.save_for_backward(out)                       # out > 0 exactly where inp > 0
+    def forward(ctx, inp, lo=0.0, hi=None):
+        out = inp.clamp(min=lo, max=hi)
+        ctx.save_for_backward(out if hi is None else (inp > lo) & (inp < hi))   # ReLU: out > 0 where inp > 0
+        ctx.relu = hi is None and lo == 0
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        out, = ctx.saved_tensors
-        # the positive part of the gradient, where the input was positive: ReLU's own backward kernel
-        return torch.ops.aten.threshold_backward(grad.clamp(min=0), out, 0)
+        saved, = ctx.saved_tensors
+        if ctx.relu:     # the positive part of the gradient, where the input was positive: ReLU's own backward kernel
+            return torch.ops.aten.threshold_backward(grad.clamp(min=0), saved, 0), None, None
+        return grad.clamp(min=0) * saved, None, None
 
 
 class _DeconvReLU(torch.autograd.Function):
+    """ReLU, or a clamp to [lo, hi], passing back the positive part of the gradient whatever its input."""
     @staticmethod
-    def forward(ctx, inp):
-        return inp.clamp(min=0)
+    def forward(ctx, inp, lo=0.0, hi=None):
+        return inp.clamp(min=lo, max=hi)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.clamp(min=0)
+        return grad.clamp(min=0), None, None
+
+
+#: The activations the modified backward rules replace: ReLU, and clamps to a range (ReLU6 and
+#: other ``nn.Hardtanh``s with a lower bound of 0), as EfficientNet-Lite and MobileNetV2 use.
+RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
+
+
+def _rectifier(m: nn.Module) -> bool:
+    return isinstance(m, nn.ReLU) or (isinstance(m, nn.Hardtanh) and m.min_val == 0)
 
 
 @contextmanager
 def relu_rule(model: nn.Module, rule: type[torch.autograd.Function]):
-    """Every ``nn.ReLU`` of ``model`` computes its forward as usual but back-propagates by ``rule``:
-    its ``forward`` is ``rule.apply`` for a while (out of place, whatever its ``inplace`` flag says);
-    all restored on exit."""
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    """Every ``nn.ReLU`` of ``model`` (and every clamp to [0, hi]: ``nn.ReLU6``, ``nn.Hardtanh(0, hi)``)
+    computes its forward as usual but back-propagates by ``rule``: its ``forward`` is ``rule.apply``
+    for a while (out of place, whatever its ``inplace`` flag says); all restored on exit."""
+    relus = [m for m in model.modules() if _rectifier(m)]
     if not relus:
-        raise ValueError(f"{type(model).__name__} has no nn.ReLU modules; this method needs them")
+        raise ValueError(f"{type(model).__name__} has no nn.ReLU, nn.ReLU6 or nn.Hardtanh(0, max) modules; "
+                         "this method needs them")
     own = {m: m.__dict__["forward"] for m in relus if "forward" in m.__dict__}   # set on the instance by someone
     try:
         for m in relus:
-            m.forward = rule.apply
+            m.forward = rule.apply if isinstance(m, nn.ReLU) else functools.partial(rule.apply, lo=m.min_val,
+                                                                                    hi=m.max_val)
         yield model
     finally:
         for m in relus:

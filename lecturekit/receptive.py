@@ -25,7 +25,7 @@ from torch import nn
 
 from . import features, hooks
 
-_UNCHANGED = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Sigmoid, nn.Tanh, nn.BatchNorm2d, nn.Dropout, nn.Dropout2d,
+_UNCHANGED = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.Hardswish, nn.LeakyReLU, nn.GELU, nn.Sigmoid, nn.Tanh, nn.BatchNorm2d, nn.Dropout, nn.Dropout2d,
               nn.Identity, nn.LocalResponseNorm, nn.InstanceNorm2d, nn.GroupNorm)
 
 
@@ -64,7 +64,9 @@ def _step(rf: RF, module: nn.Module, name: str) -> RF:
     k = _square(module.kernel_size, "kernel", name)
     s = _square(module.stride, "stride", name)
     p = _square(module.padding, "padding", name) if not isinstance(module.padding, str) else None
-    if p is None:                                            # padding="same" / "valid" on a conv
+    if hasattr(module, "left_padding"):                      # TensorFlow's "SAME" padding of a strided conv
+        p = module.left_padding
+    elif p is None:                                            # padding="same" / "valid" on a conv
         p = (k - 1) // 2 if module.padding == "same" else 0
     d = _square(getattr(module, "dilation", 1), "dilation", name)
     k_eff = d * (k - 1) + 1
@@ -134,7 +136,7 @@ def receptive_field(model: nn.Module, layer: str) -> RF:
 
 def linearized(model: nn.Module) -> nn.Module:
     """A copy whose gradient support is exactly the theoretical receptive field: all weights
-    positive, no biases, ReLUs and batch norm removed, max pooling replaced by average pooling.
+    positive, no biases, ReLUs (and ReLU6) and batch norm removed, max pooling replaced by average pooling.
     The copy stays on the model's device and in its dtype, except that half precision is raised
     to float32 (products of many small averaged weights would underflow to zero)."""
     model = copy.deepcopy(model)
@@ -146,7 +148,7 @@ def linearized(model: nn.Module) -> nn.Module:
             if isinstance(child, nn.MaxPool2d):
                 setattr(parent, name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding,
                                                    ceil_mode=child.ceil_mode))
-            elif isinstance(child, (nn.ReLU, nn.BatchNorm2d, nn.Dropout)):
+            elif isinstance(child, (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.BatchNorm2d, nn.Dropout)):
                 setattr(parent, name, nn.Identity())
             else:
                 swap(child)

