@@ -47,14 +47,19 @@ run_tests() {
   "$PY" -m pytest -q tests
   echo "== the widgets in a real browser (JupyterLab + headless Chromium)"
   "$PY" -m pytest -q -rs -m browser tests/browser
-  echo "== every notebook, quick mode, embedded teaching model (empty torch cache)"
+  local chosen=(notebooks/0*.ipynb notebooks/1[0-3]_*.ipynb notebooks/17_*.ipynb)   # the notebooks that use the chosen model
+  echo "== every notebook, quick mode, the real ImageNet models installed with lecturekit (empty torch cache)"
   TORCH_HOME="$EMPTY_HOME" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
-  echo "== every notebook, quick mode, stand-in ImageNet weights for all five models (the ImageNet code path)"
+  echo "== every notebook, quick mode, LECTUREKIT_MODEL=squeezenet1_1 and stand-in weights for all five torchvision models"
   "$PY" tests/standins.py "$STANDIN_HOME" squeezenet1_1 alexnet vgg16 resnet18 vit_b_16 >/dev/null
-  TORCH_HOME="$STANDIN_HOME" LECTUREKIT_STANDINS=1 LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+  TORCH_HOME="$STANDIN_HOME" LECTUREKIT_STANDINS=1 LECTUREKIT_QUICK=1 LECTUREKIT_MODEL=squeezenet1_1 "$PY" -m pytest -q \
+    --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
   echo "== the notebooks that use the chosen model, with LECTUREKIT_MODEL=resnet18 (stand-in weights)"
   TORCH_HOME="$STANDIN_HOME" LECTUREKIT_STANDINS=1 LECTUREKIT_QUICK=1 LECTUREKIT_MODEL=resnet18 "$PY" -m pytest -q --nbval-lax \
-    --nbval-current-env -p no:cacheprovider notebooks/0*.ipynb notebooks/1[0-3]_*.ipynb notebooks/17_*.ipynb
+    --nbval-current-env -p no:cacheprovider "${chosen[@]}"
+  echo "== the notebooks that use the chosen model, with LECTUREKIT_MODEL=teaching (the fallback without the weights package)"
+  TORCH_HOME="$EMPTY_HOME" LECTUREKIT_QUICK=1 LECTUREKIT_MODEL=teaching "$PY" -m pytest -q --nbval-lax \
+    --nbval-current-env -p no:cacheprovider "${chosen[@]}"
 }
 
 case "${1:-}" in
