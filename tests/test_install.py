@@ -76,12 +76,16 @@ imgs, labels = lk.teaching.load_sample()
 acc = (bundle.model(bundle.preprocess(imgs[:100])).argmax(1) == labels[:100]).float().mean().item()
 tiny = vit.load("tiny")
 cin, meta = faststyle.load()
+auto = lk.zoo.load()                      # EfficientNet-Lite0, its weights from their own installed package
+coffee = auto.predict(lk.images.load("coffee", size=224), k=1)[0][0]
 print(json.dumps({"data": str(lk.config.DATA_DIR), "source": lk.config.DATA_SOURCE, "acc": acc,
-                  "vit": tiny.name, "styles": cin.n_styles, "module": lk.__file__}))
+                  "vit": tiny.name, "styles": cin.n_styles, "module": lk.__file__, "auto": auto.name,
+                  "coffee": coffee}))
 """
     result = json.loads(_run([python, "-c", script], cwd=elsewhere, env=env).strip().splitlines()[-1])
     assert result["source"] == "the installed package" and result["data"].startswith(str(base / "env"))
     assert result["acc"] > 0.85 and result["vit"] == "vit_tiny" and result["styles"] == 3
+    assert result["auto"] == "efficientnet_lite0" and result["coffee"] == "espresso"
     info = _run([python, "-m", "lecturekit", "info"], cwd=elsewhere, env=env)
     assert "from the installed package" in info
     # the gallery, given a notebooks folder (the wheel carries no notebooks)

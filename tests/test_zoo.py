@@ -70,12 +70,10 @@ def test_unreachable_server_is_quick_clear_message(monkeypatch):
         zoo.download("resnet18")
 
 
-def test_auto_offline_falls_back_to_teaching(monkeypatch, capsys):
+def test_auto_offline_is_efficientnet_lite0_without_the_network(monkeypatch, capsys):
     _no_network(monkeypatch)
     bundle = zoo.load("auto")
-    assert bundle.name == "teaching"
-    out = capsys.readouterr().out
-    assert "teaching model" in out and "python -m lecturekit download squeezenet1_1" in out
+    assert bundle.name == "efficientnet_lite0" and bundle.verified and capsys.readouterr().out == ""
 
 
 def test_standin_weights_load_offline(monkeypatch, standin_home):
@@ -88,7 +86,7 @@ def test_standin_weights_load_offline(monkeypatch, standin_home):
         seen.update(kwargs)
         return real_load(*args, **kwargs)
     monkeypatch.setattr(torch, "load", spy)
-    bundle = zoo.load("auto")
+    bundle = zoo.load("squeezenet1_1")
     assert bundle.name == "squeezenet1_1" and seen["weights_only"] is True
     assert len(bundle.classes) == 1000 and bundle.classes[281] == "tabby" and bundle.input_size == 224
     assert bundle.info["checksum_ok"] is False and "stand-in" in bundle.description
@@ -275,7 +273,7 @@ def test_wrong_names_list_the_closest_and_the_valid_ones(name, closest):
         zoo.load(name)
     msg = str(err.value)
     assert f"Unknown model {name!r}" in msg and closest in msg.split("Valid names")[0]
-    assert "Valid names: auto, teaching, squeezenet1_1" in msg and "list_models" in msg
+    assert "Valid names: auto, teaching, efficientnet_lite0, squeezenet1_1" in msg and "list_models" in msg
     with pytest.raises(ValueError, match="not a torchvision ImageNet model.*Closest: resnet101"):
         zoo.weights_path("resnet1000")
 
