@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -29,6 +30,7 @@ from pathlib import Path
 
 APT_GET = "apt-get"           # looked up on PATH when needed
 DPKG_DEB = "dpkg-deb"
+INSTALLED_ROOT = Path("/")    # where an installed package's files are
 DOWNLOAD_TIMEOUT_S = 300      # apt-get download (opencv-doc is 96 MB) and apt-get update, each
 MAX_MEMBER_BYTES = 20_000_000
 
@@ -80,11 +82,16 @@ def _keep(data: bytes, file: DebianFile, where: str) -> str | None:
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_S,
-                              env={**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"})
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(cmd, 124, "", f"gave up after {DOWNLOAD_TIMEOUT_S} s")
+    """``cmd`` with its output captured; after ``DOWNLOAD_TIMEOUT_S`` it and its children are killed."""
+    with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True, env={**os.environ, "LC_ALL": "C"}) as proc:
+        try:
+            out, err = proc.communicate(timeout=DOWNLOAD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)          # apt-get's download methods too
+            proc.communicate()
+            return subprocess.CompletedProcess(cmd, 124, "", f"gave up after {DOWNLOAD_TIMEOUT_S:g} s")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _last_line(out: subprocess.CompletedProcess) -> str:
@@ -97,7 +104,7 @@ def _download(package: str, folder: Path) -> Path:
     """``apt-get download package`` into ``folder``; the .deb's path."""
     apt = shutil.which(APT_GET)
     if apt is None or shutil.which(DPKG_DEB) is None:
-        raise DebianUnavailable(f"no {APT_GET if apt is None else DPKG_DEB} here (not Debian or Ubuntu)")
+        raise DebianUnavailable(f"no {'apt-get' if apt is None else 'dpkg-deb'} here (not Debian or Ubuntu)")
     out = _run([apt, "-qq", "download", package], folder)
     if out.returncode != 0 and out.returncode != 124:   # missing or stale package lists: update, then again
         if os.geteuid() == 0:
@@ -144,7 +151,7 @@ def extract(package: str, files: list[DebianFile]) -> dict[DebianFile, str]:
     todo = [f for f in files if f.status() != "ok"]
     problems: dict[DebianFile, str] = {}
     for file in list(todo):                     # the package is installed: copy its files
-        installed = Path("/") / file.member
+        installed = INSTALLED_ROOT / file.member
         if installed.is_file() and _keep(installed.read_bytes(), file, f"the installed {package}") is None:
             todo.remove(file)
     if not todo:

@@ -69,6 +69,7 @@ class FakeApt:
         apt.chmod(0o755)
         os.symlink(shutil.which("dpkg-deb"), self.bin / "dpkg-deb")
         monkeypatch.setenv("PATH", f"{self.bin}:{os.environ['PATH']}")
+        monkeypatch.setattr(debian, "APT_GET", "apt-get")        # looked up on PATH: this one
         monkeypatch.setenv("FAKE_DEBS", str(self.debs))
         monkeypatch.setenv("FAKE_APT_LOG", str(self.log))
         self.monkeypatch = monkeypatch

@@ -86,6 +86,7 @@ def test_no_apt_get_is_a_one_line_note(tmp_path, monkeypatch, capsys):
     empty = tmp_path / "no_apt"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(debian, "APT_GET", "apt-get")
     assert main(["download", "photos"]) == 1
     out = capsys.readouterr()
     assert out.out == "" and out.err.count("\n") == 1
