@@ -41,6 +41,7 @@ class Painting:
     fallback: str                 # bundled sample used when the painting cannot be had
     sha256: str | None = None     # of the bytes ``url`` serves; None: not pinned yet (any readable image is kept)
     debian: debian.DebianFile | None = None   # a copy inside a Debian package, used when Wikimedia's cannot be had
+    debian_frame: int = 0         # pixels of picture frame around the Debian copy, cut off by ``load``
 
     @property
     def url(self) -> str:
@@ -57,7 +58,8 @@ PAINTINGS = {
                              "Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg", "gravel", sha256=None,
                              debian=debian.DebianFile(
                                  "opencv-doc", "usr/share/doc/opencv-doc/examples/data/starry_night.jpg",
-                                 "accda7a19a90f22a4a922fdc8c230167d7abf5f80882171e2cee125c5f12481d")),
+                                 "accda7a19a90f22a4a922fdc8c230167d7abf5f80882171e2cee125c5f12481d"),
+                             debian_frame=22),          # a black frame and the bare canvas edge
     "great_wave": Painting("The Great Wave off Kanagawa", "Katsushika Hokusai, about 1831",
                            "Tsunami_by_hokusai_19th_century.jpg", "coffee", sha256=None),
     "composition_vii": Painting("Composition VII", "Wassily Kandinsky, 1913",
@@ -164,13 +166,15 @@ def fetch(name: str, timeout: float | None = None) -> Path:
 
 
 def load(name: str, size: int | None = None, fallback: str | None = None, verbose: bool = True) -> torch.Tensor:
-    """The painting as a (1, 3, H, W) tensor (shorter side ``size`` and centre-cropped when given).
-    Prints which copy it uses; when none can be had, prints why and returns the bundled photo
+    """The painting as a (1, 3, H, W) tensor (shorter side ``size`` and centre-cropped when given),
+    without the frame a copy may have. Prints which copy it uses; when none can be had, prints why and returns the bundled photo
     ``fallback`` (default: the painting's own fallback)."""
     painting = _painting(name)
     try:
         where = fetch(name)
         img = images.load(where)
+        frame = painting.debian_frame if painting.debian is not None and where == painting.debian.path else 0
+        img = img[..., frame:img.shape[-2] - frame, frame:img.shape[-1] - frame]
         if verbose:
             print(f"Style image: {describe(name, where)}, {img.shape[-1]}x{img.shape[-2]}.")
     except PaintingUnavailable as err:
