@@ -79,8 +79,8 @@ def main(argv=None) -> int:
             if painting.debian is not None:
                 print(f"  {'':14s} {painting.debian.status():7s} {painting.debian.path} (Debian's copy)")
         missing = [s.name for s in images.samples(include_missing=True).values() if not s.available]
-        print(f"  sample photos: {len(images.samples(include_missing=True)) - len(missing)} at hand"
-              + (f"; not at hand: {', '.join(missing)} ({images.REFETCH})" if missing else ""))
+        print(f"  sample photos: {len(images.samples(include_missing=True)) - len(missing)} at hand (Debian's in "
+              f"{debian.cache_dir() / 'debian'})" + (f"; not at hand: {', '.join(missing)} ({images.REFETCH})" if missing else ""))
         return 0
     return download(args.names)
 
