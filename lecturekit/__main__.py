@@ -80,7 +80,8 @@ def main(argv=None) -> int:
                 print(f"  {'':14s} {painting.debian.status():7s} {painting.debian.path} (Debian's copy)")
         missing = [s.name for s in images.samples(include_missing=True).values() if not s.available]
         print(f"  sample photos: {len(images.samples(include_missing=True)) - len(missing)} at hand (Debian's in "
-              f"{debian.cache_dir() / 'debian'})" + (f"; not at hand: {', '.join(missing)} ({images.REFETCH})" if missing else ""))
+              f"{debian.cache_dir() / 'debian'})"
+              + (f"; not at hand: {', '.join(missing)} ({images.REFETCH})" if missing else ""))
         return 0
     return download(args.names)
 
@@ -134,7 +135,8 @@ def download(names: list[str]) -> int:
         else:
             failed += 1
     photos = [s for s in images.samples(include_missing=True).values() if s.debian] if "photos" in names else []
-    packages = {paintings.PAINTINGS[n].debian.package for n in to_debian if paintings.PAINTINGS[n].debian.status() != "ok"}
+    copies = [paintings.PAINTINGS[n].debian for n in to_debian]
+    packages = {c.package for c in copies if c.status() != "ok"}
     packages |= {s.debian.package for s in photos if not s.available}
     noted = packages and not _from_debian(packages)     # the note said why: no more lines about it
     for name in to_debian:

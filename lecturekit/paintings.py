@@ -167,8 +167,8 @@ def fetch(name: str, timeout: float | None = None) -> Path:
 
 def load(name: str, size: int | None = None, fallback: str | None = None, verbose: bool = True) -> torch.Tensor:
     """The painting as a (1, 3, H, W) tensor (shorter side ``size`` and centre-cropped when given),
-    without the frame a copy may have. Prints which copy it uses; when none can be had, prints why and returns the bundled photo
-    ``fallback`` (default: the painting's own fallback)."""
+    without the frame a copy may have. Prints which copy it uses; when none can be had, prints why
+    and returns the bundled photo ``fallback`` (default: the painting's own fallback)."""
     painting = _painting(name)
     try:
         where = fetch(name)
