@@ -92,11 +92,12 @@ def _from_debian(packages: set[str]) -> bool:
     an error; returns False after such a note."""
     wanted = [p.debian for p in paintings.PAINTINGS.values() if p.debian is not None]
     wanted += [s.debian for s in images.samples(include_missing=True).values() if s.debian is not None]
-    for package in sorted(packages):
+    order = sorted(packages)
+    for i, package in enumerate(order):
         try:
             problems = debian.extract(package, [f for f in wanted if f.package == package])
-        except debian.DebianUnavailable as err:
-            print(f"note: no paintings or photos from Debian's {', '.join(sorted(packages))}: {err}; the "
+        except debian.DebianUnavailable as err:             # the others are not tried: the same would happen
+            print(f"note: no paintings or photos from Debian's {', '.join(order[i:])}: {err}; the "
                   "notebooks use the bundled photos in their place", file=sys.stderr)
             return False
         for why in problems.values():
