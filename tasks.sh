@@ -37,6 +37,11 @@ install() {
   "$PY" -m pip install -q --upgrade pip
   # The exact torch this project is tested with; lecturekit's own metadata only asks for compatible ranges.
   "$PY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" -e ".[lab,test]"
+  # The paintings (Wikimedia's, else The Starry Night and The Scream out of Debian's opencv-doc and
+  # darknet) and the sample photos from those packages, into ~/.cache/lecturekit, which the
+  # notebooks read even with a fresh TORCH_HOME. Done once; what cannot be had is said in a line
+  # and the notebooks use bundled photos in its place, so it never fails the install.
+  "$PY" -m lecturekit download paintings photos || true
 }
 
 run_tests() {

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import config, paintings, zoo
+from . import config, debian, images, paintings, zoo
 
 #: The ImageNet models the notebooks use (prefetched by Binder's postBuild).
 NOTEBOOK_MODELS = list(zoo.IMAGENET)
@@ -13,9 +13,11 @@ NOTEBOOK_MODELS = list(zoo.IMAGENET)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lecturekit")
     sub = parser.add_subparsers(dest="command", required=True)
-    dl = sub.add_parser("download", help="fetch ImageNet weights (any torchvision classification model) into the torch hub cache")
-    dl.add_argument("names", nargs="*", help=f"models, or 'paintings' for the style images (default: all "
-                    f"the notebooks use: {', '.join(NOTEBOOK_MODELS)}, paintings)")
+    dl = sub.add_parser("download", help="fetch ImageNet weights (any torchvision classification model) into the "
+                        "torch hub cache, and the paintings and sample photos")
+    dl.add_argument("names", nargs="*", help=f"models, 'paintings' for the style images, 'photos' for the sample "
+                    f"photos from Debian's packages (default: all the notebooks use: {', '.join(NOTEBOOK_MODELS)}, "
+                    "paintings, photos)")
     sub.add_parser("info", help="settings and which weights are cached")
     for command, what in (("gallery", "render them to HTML with their figures"),
                           ("slides", "make a reveal.js deck of each one's figures")):
@@ -71,35 +73,85 @@ def main(argv=None) -> int:
         for name in zoo.IMAGENET:
             state = "cached" if zoo.is_cached(name) else "missing"
             print(f"  {name:14s} {state:7s} {zoo.weights_path(name)} ({zoo.weights_size_mb(name):.0f} MB)")
-        for name in paintings.PAINTINGS:
+        for name, painting in paintings.PAINTINGS.items():
             state = "cached" if paintings.path(name).is_file() else "missing"
             print(f"  {name:14s} {state:7s} {paintings.path(name)}")
+            if painting.debian is not None:
+                print(f"  {'':14s} {painting.debian.status():7s} {painting.debian.path} (Debian's copy)")
+        missing = [s.name for s in images.samples(include_missing=True).values() if not s.available]
+        print(f"  sample photos: {len(images.samples(include_missing=True)) - len(missing)} at hand (Debian's in "
+              f"{debian.cache_dir() / 'debian'})"
+              + (f"; not at hand: {', '.join(missing)} ({images.REFETCH})" if missing else ""))
         return 0
+    return download(args.names)
 
-    names = args.names or [*NOTEBOOK_MODELS, "paintings"]
-    bad = [n for n in names if n not in zoo.torchvision_names() and n != "paintings"]
+
+def _from_debian(packages: set[str]) -> bool:
+    """Take everything lecturekit uses out of each of ``packages`` (one fetch each, so a package
+    is fetched once for both its paintings and its photos). A failure is a one-line note, never
+    an error; returns False after such a note."""
+    wanted = [p.debian for p in paintings.PAINTINGS.values() if p.debian is not None]
+    wanted += [s.debian for s in images.samples(include_missing=True).values() if s.debian is not None]
+    order = sorted(packages)
+    for i, package in enumerate(order):
+        try:
+            problems = debian.extract(package, [f for f in wanted if f.package == package])
+        except debian.DebianUnavailable as err:             # the others are not tried: the same would happen
+            print(f"note: no paintings or photos from Debian's {', '.join(order[i:])}: {err}; the "
+                  "notebooks use the bundled photos in their place", file=sys.stderr)
+            return False
+        for why in problems.values():
+            print(f"note: {why}", file=sys.stderr)
+    return True
+
+
+def download(names: list[str]) -> int:
+    """``python -m lecturekit download [names]``: the exit status (1 when something could not be had)."""
+    names = names or [*NOTEBOOK_MODELS, "paintings", "photos"]
+    bad = [n for n in names if n not in zoo.torchvision_names() and n not in ("paintings", "photos")]
     if bad:
-        print(f"Unknown model(s): {', '.join(bad)}. Valid: {', '.join(zoo.IMAGENET)}, paintings, or any torchvision "
-              "classification model", file=sys.stderr)
+        print(f"Unknown model(s): {', '.join(bad)}. Valid: {', '.join(zoo.IMAGENET)}, paintings, photos, or any "
+              "torchvision classification model", file=sys.stderr)
         return 2
     failed = 0
     stalled: set[str] = set()                       # hosts that sent nothing: not asked again this run
     items = [(p, paintings.PAINTINGS[p].url) for p in paintings.PAINTINGS] if "paintings" in names else []
-    items = [(n, zoo._weights(n).url) for n in names if n != "paintings"] + items
+    items = [(n, zoo._weights(n).url) for n in names if n not in ("paintings", "photos")] + items
+    to_debian: list[str] = []                       # paintings Wikimedia could not give
     for name, url in items:
         host = url.split("/")[2]
         if host in stalled:
             print(f"{name}: skipped, {host} did not answer for {config.net_timeout():g} s just before", file=sys.stderr)
+        else:
+            try:
+                path = paintings.from_wikimedia(name) if name in paintings.PAINTINGS else zoo.download(name)
+                print(f"{name}: {path}")
+                continue
+            except (paintings.PaintingUnavailable, zoo.WeightsUnavailable) as err:
+                print(err, file=sys.stderr)
+                if "LECTUREKIT_NET_TIMEOUT" in str(err):
+                    stalled.add(host)
+        if name in paintings.PAINTINGS and paintings.PAINTINGS[name].debian is not None:
+            to_debian.append(name)
+        else:
             failed += 1
-            continue
+    photos = [s for s in images.samples(include_missing=True).values() if s.debian] if "photos" in names else []
+    copies = [paintings.PAINTINGS[n].debian for n in to_debian]
+    packages = {c.package for c in copies if c.status() != "ok"}
+    packages |= {s.debian.package for s in photos if not s.available}
+    noted = packages and not _from_debian(packages)     # the note said why: no more lines about it
+    for name in to_debian:
         try:
-            path = paintings.fetch(name) if name in paintings.PAINTINGS else zoo.download(name)
-            print(f"{name}: {path}")
-        except (paintings.PaintingUnavailable, zoo.WeightsUnavailable) as err:
-            print(err, file=sys.stderr)
+            print(f"{name}: {paintings.from_debian(name)} (Debian's {paintings.PAINTINGS[name].debian.package})")
+        except paintings.PaintingUnavailable as err:
             failed += 1
-            if "LECTUREKIT_NET_TIMEOUT" in str(err):
-                stalled.add(host)
+            if not noted:
+                print(f"{name}: {err}", file=sys.stderr)
+    here = [s.name for s in photos if s.available]
+    if here:
+        print(f"photos: {len(here)} of {len(photos)} from Debian's packages in {debian.cache_dir() / 'debian'} "
+              f"({', '.join(here)})")
+    failed += len(here) < len(photos)
     return 1 if failed else 0
 
 

@@ -92,13 +92,21 @@ def for_model(bundle, n: int | None = None, per_photo: int = 8, online_n: int = 
     return load(bundle.input_size, per_photo, online_n)
 
 
-def examples(bundle, n: int = 4, photos=("chelsea", "coffee", "astronaut", "rocket", "china", "flower")):
+#: Example photos for an ImageNet model, in order of preference (the first seven each show one ImageNet
+#: class plainly). Debian's are used where they are at hand; without them, the bundled six as before.
+EXAMPLES = ("chelsea", "eagle", "squirrel", "orange", "pekinese", "baboon", "coffee", "astronaut", "rocket", "china",
+            "flower")
+
+
+def examples(bundle, n: int = 4, photos=None):
     """A few images to explain, at the model's input size: test images of different classes for
-    the teaching model, bundled photos for an ImageNet model. Returns (images (n, C, S, S), captions)."""
+    the teaching model, sample photos for an ImageNet model (``photos``, default the ones of
+    ``EXAMPLES`` at hand). Returns (images (n, C, S, S), captions)."""
     if bundle.name == "teaching":
         from . import teaching
         imgs, labels = teaching.load_sample()          # interleaved: one image of each class in turn
         return imgs[:n], [f"{teaching.CLASSES[int(c)]} (test image {i})" for i, c in enumerate(labels[:n])]
+    photos = images.available(EXAMPLES) if photos is None else list(photos)
     if n > len(photos):
         raise ValueError(f"at most {len(photos)} example photos, not {n}")
     return torch.cat([images.load(p, size=bundle.input_size) for p in photos[:n]]), list(photos[:n])

@@ -1,8 +1,12 @@
 """Photos in, tensors out: every image is a float tensor (1, 3, H, W) in 0..1.
 
-    img = images.load("chelsea", size=224)      # a bundled sample, shorter side 224, centre crop
+    img = images.load("chelsea", size=224)      # a sample photo, shorter side 224, centre crop
     img = images.load("my_photo.jpg")           # any file Pillow reads
-    images.samples()                            # the bundled photos with source and licence
+    images.samples()                            # the sample photos at hand, with source and licence
+
+Sample photos come from two places: the wheels of scikit-image and scikit-learn (always there)
+and Debian's ``opencv-doc`` and ``darknet`` packages (there once ``python -m lecturekit download
+photos`` has taken them out, on Debian or Ubuntu; see ``lecturekit.debian``).
 
 Grayscale, RGBA (composited over white), palette, CMYK and 16-bit files are converted
 correctly; EXIF rotation is applied.
@@ -18,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import debian
+
 MAX_PIXELS = 100_000_000     # refuse larger files before decoding them (about 1.2 GB as floats)
 MAX_SIDE = 2048              # larger photos are scaled down on load, with a warning
 
@@ -29,9 +35,16 @@ class ImageError(ValueError):
 @dataclass(frozen=True)
 class Sample:
     name: str
-    package: str          # the package whose wheel ships the file
+    package: str          # the package that ships the file: a Python wheel, or "Debian opencv-doc"
     description: str
     license: str
+    imagenet: str | None = None              # the ImageNet-1k class it plainly shows, if it shows one
+    debian: debian.DebianFile | None = None  # None: inside a Python package, always at hand
+
+    @property
+    def available(self) -> bool:
+        """Can ``load`` read it now (a Debian photo: taken out and intact)?"""
+        return self.debian is None or self.debian.status() == "ok"
 
 
 _SAMPLES = {
@@ -48,14 +61,87 @@ _SAMPLES = {
     "china": ("scikit-learn", "a temple in China", "CC BY 2.0, danielbuechele (Flickr)"),
     "flower": ("scikit-learn", "a flower", "CC BY 2.0, vultilion (Flickr)"),
 }
+_IMAGENET = {"chelsea": "tabby cat", "coffee": "espresso"}
+
+# Debian's photos. The licence is the one Debian's copyright file gives the package's files:
+# neither upstream credits its sample photos one by one. SHA-256 of the files in opencv-doc
+# 4.6.0+dfsg-12 and darknet 0.0.0+git20180914.61c9d02e-2+b4 (Debian 12).
+_OPENCV = ("opencv-doc", "usr/share/doc/opencv-doc/examples/data/",
+           "Apache-2.0 AND BSD-3-Clause (OpenCV's sample data, per Debian's copyright file)")
+_DARKNET = ("darknet", "usr/share/darknet/data/",
+            "GPL-3.0+ or MIT or WTFPL (darknet's sample data, per Debian's copyright file)")
+_DEBIAN = {   # name: (package, file, SHA-256, description, ImageNet-1k class or None, more on the licence)
+    "squirrel": (_OPENCV, "squirrel_cls.jpg", "20bb6e8ae96918a36c9886b6d48e54eedeb3948591e1485c206bc1dc60c8dc8b",
+                 "a red squirrel on a branch", "fox squirrel", ""),
+    "baboon": (_OPENCV, "baboon.jpg", "1a1dd18d78eec44420af3b0b7f08ee3d41c982916cae3ce203d7ff35d754cc0f",
+               "a mandrill's face (ImageNet-1k has no mandrill class)", "baboon",
+               "; the USC-SIPI 'Mandrill' test image, whose original copyright is unclear"),
+    "fruits": (_OPENCV, "fruits.jpg", "9c031d80a1c52da5eca790db896baffec6a7e52bf786cdb7bbfca5c7f880e6a1",
+               "an orange, a lemon, limes and a kiwi, cut open", "orange", ""),
+    "orange": (_OPENCV, "orange.jpg", "152c20d2f380ac985de25e474e1a5f06ed34b932191342099b8272a63a15a079",
+               "an orange", "orange", ""),
+    "butterfly": (_OPENCV, "butterfly.jpg", "34a99716b78ded10eae87b4880de739d3e68cc7dd1a96812bb28f469d5eeaea8",
+                  "a lime butterfly on a leaf (a swallowtail: not an ImageNet-1k class)", None, ""),
+    "pekinese": (_OPENCV, "chicky_512.png", "4d2cf040de084fd3f34d5e3f96f1251faaa4787c1ac3b548fec5809a0d01854e",
+                 "a Pekinese dog's face", "Pekinese", ""),
+    "dog": (_DARKNET, "dog.jpg", "5a9522051c3cec2bbd2f6323fccba32e8fbf3ddcc2b3e2fd46b04c720bc6f866",
+            "a dog beside a bicycle, a car behind (two classes in one photo)", None, ""),
+    "eagle": (_DARKNET, "eagle.jpg", "f95f57297fd51a6c5ddceb5ed6916fa759d1d65f402fee34c05b31a9608755c0",
+              "a young bald eagle at the water", "bald eagle", ""),
+    "giraffe": (_DARKNET, "giraffe.jpg", "00dc48a9b2af8a1fe4c4b79319726591f1033c7e1150f21e7577a79f3b6659f1",
+                "a giraffe and a zebra (ImageNet-1k has the zebra, not the giraffe)", None, ""),
+    "horses": (_DARKNET, "horses.jpg", "c8f0a677a1356569e2ce71d2fa88c1030c0ae57ecf5e14170e02d9a86a20dcb4",
+               "horses in a field (ImageNet-1k has only 'sorrel')", None, ""),
+}
+
+REFETCH = "python -m lecturekit download photos"
 
 
-def samples() -> dict[str, Sample]:
-    """The bundled photos, by name, with the package that ships them and their licence."""
-    return {name: Sample(name, pkg, desc, lic) for name, (pkg, desc, lic) in _SAMPLES.items()}
+def _registry() -> dict[str, Sample]:
+    out = {name: Sample(name, pkg, desc, lic, _IMAGENET.get(name)) for name, (pkg, desc, lic) in _SAMPLES.items()}
+    for name, ((package, folder, lic), file, digest, desc, cls, more) in _DEBIAN.items():
+        out[name] = Sample(name, f"Debian {package}", desc, lic + more, cls,
+                           debian.DebianFile(package, folder + file, digest))
+    return out
+
+
+_told_missing = False
+
+
+def samples(include_missing: bool = False) -> dict[str, Sample]:
+    """The sample photos by name, with the package that ships each one and its licence: the
+    bundled ones, then Debian's that are at hand (all of them with ``include_missing``).
+    The first time some are left out, says so in one line."""
+    every = _registry()
+    if include_missing:
+        return every
+    here = {name: s for name, s in every.items() if s.available}
+    left_out = [name for name in every if name not in here]
+    global _told_missing
+    if left_out and not _told_missing:
+        _told_missing = True
+        print(f"Sample photos: {len(left_out)} from Debian's packages are not at hand ({', '.join(left_out)}); "
+              f"on Debian or Ubuntu: {REFETCH}")
+    return here
+
+
+def available(names) -> list[str]:
+    """``names`` without the sample photos that are not at hand (saying so once, see ``samples``)."""
+    here = samples()
+    return [n for n in names if n in here]
 
 
 def _sample_array(name: str) -> np.ndarray:
+    if name in _DEBIAN:
+        copy = _registry()[name].debian
+        status = copy.status()
+        if status == "missing":
+            raise FileNotFoundError(f"The sample photo '{name}' comes from Debian's {copy.package} package and "
+                                    f"is not at {copy.path}. On Debian or Ubuntu: {REFETCH}")
+        if status == "damaged":
+            raise ImageError(f"{copy.path} does not match the SHA-256 pinned for the sample photo '{name}' "
+                             f"(damaged or altered); fetch it again: {REFETCH}")
+        return _open(copy.path, f"'{copy.path}'")
     if _SAMPLES[name][0] == "scikit-image":
         import skimage.data
         return getattr(skimage.data, name)()
@@ -146,7 +232,7 @@ def _open(data, label: str) -> np.ndarray:
 def load(source, size: int | None = None) -> torch.Tensor:
     """An image as a float tensor (1, 3, H, W) in 0..1.
 
-    ``source``: a bundled sample name (see ``samples()``), a file path, raw file bytes
+    ``source``: a sample photo's name (see ``samples()``), a file path, raw file bytes
     (for example from an upload widget), a PIL image or a NumPy array.
     ``size``: if given, scale the shorter side to ``size`` and centre-crop to a square.
     """
@@ -159,14 +245,14 @@ def load(source, size: int | None = None) -> torch.Tensor:
     elif isinstance(source, np.ndarray):
         img = from_array(source)
     elif isinstance(source, (str, Path)):
-        if isinstance(source, str) and source in _SAMPLES:
+        if isinstance(source, str) and (source in _SAMPLES or source in _DEBIAN):
             img = from_array(_sample_array(source))
         else:
             path = Path(source).expanduser()
             if not path.exists():
                 raise FileNotFoundError(
                     f"No image at '{path}': the file does not exist. Give the path of an image file, "
-                    f"or one of the bundled samples: {', '.join(_SAMPLES)}")
+                    f"or one of the sample photos: {', '.join([*_SAMPLES, *_DEBIAN])}")
             if path.is_dir():
                 raise ImageError(f"'{path}' is a folder, not an image file")
             img = from_array(_open(path, f"'{path}'"))

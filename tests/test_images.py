@@ -8,12 +8,39 @@ from PIL import Image
 from lecturekit import images
 
 
-@pytest.mark.parametrize("name", list(images.samples()))
-def test_every_sample_loads_as_rgb_0_1(name):
+@pytest.fixture(autouse=True)
+def _no_debian_photos(monkeypatch, tmp_path):
+    """An empty lecturekit cache: no photos taken out of Debian's packages (tests/test_debian.py has those)."""
+    monkeypatch.setenv("LECTUREKIT_CACHE", str(tmp_path / "lecturekit_cache"))
+    monkeypatch.setattr(images, "_told_missing", False)
+
+
+BUNDLED = [name for name, s in images.samples(include_missing=True).items() if s.debian is None]
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_bundled_sample_loads_as_rgb_0_1(name):
     img = images.load(name)
     assert img.dtype == torch.float32 and img.shape[:2] == (1, 3) and min(img.shape[2:]) >= 200
     assert 0 <= img.min() and img.max() <= 1 and img.std() > 0.01
     assert images.samples()[name].license
+
+
+def test_debian_photos_are_listed_with_their_source_and_said_missing_once(capsys):
+    every = images.samples(include_missing=True)
+    debian = {n: s for n, s in every.items() if s.debian is not None}
+    assert len(debian) >= 10 and list(every)[:len(BUNDLED)] == BUNDLED
+    assert {s.package for s in debian.values()} == {"Debian opencv-doc", "Debian darknet"}
+    assert all(s.license and s.debian.path.parent.name == s.debian.package for s in debian.values())
+    assert every["eagle"].imagenet == "bald eagle" and every["chelsea"].imagenet == "tabby cat"
+    assert capsys.readouterr().out == ""
+    assert list(images.samples()) == BUNDLED and images.available(["eagle", "coffee"]) == ["coffee"]
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "are not at hand (squirrel," in out
+    assert "python -m lecturekit download photos" in out
+    with pytest.raises(FileNotFoundError, match=r"'eagle' comes from Debian's darknet package and is not at .*eagle"
+                                                r".jpg. On Debian or Ubuntu: python -m lecturekit download photos"):
+        images.load("eagle")
 
 
 def test_load_with_size_is_square():

@@ -11,6 +11,12 @@ from lecturekit import images, paintings
 from lecturekit.__main__ import main
 
 
+@pytest.fixture(autouse=True)
+def _no_debian_copies(monkeypatch, tmp_path):
+    """An empty lecturekit cache: no copies taken out of Debian's packages (tests/test_debian.py has those)."""
+    monkeypatch.setenv("LECTUREKIT_CACHE", str(tmp_path / "lecturekit_cache"))
+
+
 def _jpeg(color=(200, 30, 40), size=(80, 60)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="JPEG")
@@ -79,7 +85,9 @@ def test_offline_falls_back_without_touching_the_network(monkeypatch, capsys):
         raise AssertionError("the network was used offline")
     monkeypatch.setattr(paintings.urllib.request, "urlopen", refuse)
     img = paintings.load("starry_night", size=32, fallback="flower")
-    assert "LECTUREKIT_OFFLINE" in capsys.readouterr().out and img.shape == (1, 3, 32, 32)
+    out = capsys.readouterr().out
+    assert "LECTUREKIT_OFFLINE" in out and img.shape == (1, 3, 32, 32)
+    assert "Debian's opencv-doc copy is not in" in out and "python -m lecturekit download paintings" in out
     with pytest.raises(ValueError, match="unknown painting 'mona_lisa'. Valid: starry_night"):
         paintings.load("mona_lisa")
 
