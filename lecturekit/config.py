@@ -7,6 +7,8 @@ Environment variables (all optional):
 ``LECTUREKIT_MODEL=name``  the model the notebooks load (default ``auto``, see ``lecturekit.zoo``).
 ``LECTUREKIT_DEVICE=cpu``  force a device (default: cuda, then mps, then cpu).
 ``LECTUREKIT_DATA=dir``    a folder to read the shipped weights and samples from instead.
+``LECTUREKIT_CACHE=dir``   where paintings and photos taken out of Debian's packages are kept
+                           (default ``~/.cache/lecturekit``).
 ``LECTUREKIT_STANDINS=1``  load cached ImageNet files that do not match their published checksum
                            (the tests' stand-ins, random values under the real names) with a warning;
                            without it such a file is an error.

@@ -13,6 +13,8 @@ from . import config, hooks, images
 
 #: Bundled colour photos used for galleries (the grayscale textures are left out).
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "china", "flower", "hubble_deep_field"]
+#: Debian's photos, added to the offline gallery where they are at hand (python -m lecturekit download photos).
+DEBIAN_PHOTOS = ["squirrel", "baboon", "fruits", "orange", "butterfly", "pekinese", "dog", "eagle", "giraffe", "horses"]
 
 
 def random_crops(img: torch.Tensor, n: int, size: int, gen: torch.Generator,
@@ -32,11 +34,13 @@ def random_crops(img: torch.Tensor, n: int, size: int, gen: torch.Generator,
     return torch.stack(out)
 
 
-def photo_crops(size: int = 224, per_photo: int = 8, seed: int = 0, photos=PHOTOS):
-    """Offline gallery: random crops and flips of the bundled photos.
+def photo_crops(size: int = 224, per_photo: int = 8, seed: int = 0, photos=None):
+    """Offline gallery: random crops and flips of the bundled photos, and of Debian's where they are at
+    hand (default), or of ``photos``.
     Returns (images (N, 3, size, size), labels (N,) = index of the source photo, photo names)."""
     if not (hooks.whole(size) and size >= 1 and hooks.whole(per_photo) and per_photo >= 1):
         raise ValueError(f"size and per_photo must be whole numbers >= 1, not {size!r} and {per_photo!r}")
+    photos = images.available(PHOTOS + DEBIAN_PHOTOS) if photos is None else list(photos)
     gen = torch.Generator().manual_seed(seed)
     crops = [random_crops(images.load(name), int(per_photo), int(size), gen) for name in photos]
     labels = torch.arange(len(photos)).repeat_interleave(per_photo)

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from lecturekit import zoo  # noqa: E402
+from lecturekit import debian, zoo  # noqa: E402
 from standins import write_standins  # noqa: E402
 
 
@@ -17,6 +17,8 @@ def _isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("LECTUREKIT_STANDINS", "1")           # the stand-in files below load (with a warning)
     monkeypatch.setenv("LECTUREKIT_DEVICE", "cpu")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("LECTUREKIT_CACHE", str(tmp_path / "lecturekit_cache"))   # no Debian copies of paintings/photos
+    monkeypatch.setattr(debian, "APT_GET", str(tmp_path / "no-apt-get"))          # and no real apt-get (tests/debs.py fakes one)
     monkeypatch.delenv("LECTUREKIT_QUICK", raising=False)
     monkeypatch.delenv("LECTUREKIT_MODEL", raising=False)
     yield
