@@ -1,4 +1,4 @@
-"""Wall time and peak memory of every notebook, in quick and full mode, on the embedded default
+"""Wall time and peak memory of every notebook, in quick and full mode, on the default models
 or on the ImageNet code path (stand-in weight files for all five ImageNet models).
 
     python benchmarks/notebooks.py                      # all notebooks, both modes; prints a Markdown table

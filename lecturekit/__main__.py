@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import config, debian, images, paintings, zoo
+from . import config, debian, efficientnet, images, paintings, zoo
 
 #: The ImageNet models the notebooks use (prefetched by Binder's postBuild).
 NOTEBOOK_MODELS = list(zoo.IMAGENET)
@@ -70,6 +70,13 @@ def main(argv=None) -> int:
             print(f"LECTUREKIT_MODEL={config.model_name()!r} is not a model of the zoo. Valid: {', '.join(zoo.NAMES)}, "
                   "or any torchvision classification model", file=sys.stderr)
             return 2
+        for name in zoo.PACKAGED:
+            try:
+                where = f"{efficientnet.weights_file()} (installed with {efficientnet.PACKAGE})"
+                state = "ok" if efficientnet.checksum_ok(efficientnet.weights_file()) else "damaged"
+            except efficientnet.WeightsMissing:
+                where, state = f"missing: {efficientnet.INSTALL}", "missing"
+            print(f"  {name:14s} {state:7s} {where}")
         for name in zoo.IMAGENET:
             state = "cached" if zoo.is_cached(name) else "missing"
             print(f"  {name:14s} {state:7s} {zoo.weights_path(name)} ({zoo.weights_size_mb(name):.0f} MB)")
@@ -108,9 +115,19 @@ def _from_debian(packages: set[str]) -> bool:
 def download(names: list[str]) -> int:
     """``python -m lecturekit download [names]``: the exit status (1 when something could not be had)."""
     names = names or [*NOTEBOOK_MODELS, "paintings", "photos"]
+    for name in [n for n in names if n in zoo.PACKAGED]:      # nothing to fetch: installed with lecturekit
+        try:
+            print(f"{name}: {efficientnet.weights_file()} (installed with {efficientnet.PACKAGE})")
+        except efficientnet.WeightsMissing as err:
+            print(err, file=sys.stderr)
+            return 1
+    names = [n for n in names if n not in zoo.PACKAGED]
+    if not names:
+        return 0
     bad = [n for n in names if n not in zoo.torchvision_names() and n not in ("paintings", "photos")]
     if bad:
-        print(f"Unknown model(s): {', '.join(bad)}. Valid: {', '.join(zoo.IMAGENET)}, paintings, photos, or any "
+        valid = ", ".join([*zoo.PACKAGED, *zoo.IMAGENET])
+        print(f"Unknown model(s): {', '.join(bad)}. Valid: {valid}, paintings, photos, or any "
               "torchvision classification model", file=sys.stderr)
         return 2
     failed = 0

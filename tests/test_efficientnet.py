@@ -148,3 +148,14 @@ def test_damaged_weights_fail_their_checksum_with_the_fix(monkeypatch, tmp_path)
     bad.write_bytes(b"not a weights file")
     with pytest.raises(E.WeightsMissing, match="does not hold EfficientNet-Lite0's weights"):
         E.lite0(bad)
+
+
+def test_command_line_says_where_the_weights_are(capsys, monkeypatch):
+    from lecturekit import __main__ as cli
+    assert cli.main(["download", "efficientnet_lite0"]) == 0
+    assert f"installed with {E.PACKAGE}" in capsys.readouterr().out
+    assert cli.main(["info"]) == 0
+    assert "efficientnet_lite0 ok" in capsys.readouterr().out
+    _hide_package(monkeypatch)
+    assert cli.main(["download", "efficientnet_lite0"]) == 1
+    assert "pip install" in capsys.readouterr().err
