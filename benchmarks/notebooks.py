@@ -5,8 +5,9 @@ or on the ImageNet code path (stand-in weight files for all five ImageNet models
     python benchmarks/notebooks.py --modes quick         # one mode
     python benchmarks/notebooks.py --weights standins    # the ImageNet path, as on Binder (real sizes, random values)
 
-Each run is a fresh kernel, offline, on the CPU, with an empty torch cache (so the teaching
-model is used) or a temporary one holding the stand-ins.
+Each run is a fresh kernel, offline, on the CPU, with an empty torch cache (so the models that
+install with lecturekit are used: EfficientNet-Lite0 and the original VGG-19) or a temporary one
+holding the stand-ins.
 Peak memory is the kernel's maximum resident set size. Targets on 2 cores: all notebooks in
 quick mode together at most 10 minutes; any notebook in full mode at most 3 minutes; peak
 memory of any notebook under 2 GB (Binder's limit).
@@ -45,6 +46,8 @@ def measure(path: Path, mode: str, torch_home: str | None = None) -> dict:
         env = {**os.environ, "LECTUREKIT_OFFLINE": "1", "LECTUREKIT_STANDINS": "1", "LECTUREKIT_DEVICE": "cpu", "TORCH_HOME": home,
                "MPLBACKEND": "Agg", "LECTUREKIT_QUICK": "1" if mode == "quick" else "0"}
         env.pop("LECTUREKIT_MODEL", None)
+        if torch_home:                     # the torchvision path: SqueezeNet as the chosen model
+            env["LECTUREKIT_MODEL"] = "squeezenet1_1"
         out = subprocess.run([sys.executable, __file__, "--one", str(path), "--mode", mode], env=env,
                              capture_output=True, text=True)
     if out.returncode != 0:
