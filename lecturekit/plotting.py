@@ -202,11 +202,12 @@ def image_grid(imgs: Sequence, titles: Sequence[str] | None = None, ncols: int |
     title_in = lines * fontsize * 1.25 / 72 + 0.1          # inches above each row for its titles
     top_in = 0.45 if suptitle else 0.05
     height = nrows * (size + title_in) + top_in
-    width = size * ncols * (1.1 if colorbar else 1.0)
+    width = size * ncols * (1.1 if colorbar else 1.0) + (0.8 if colorbar else 0.0)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
     # fixed spacing instead of tight_layout: no extra draw, so widgets redraw fast
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - (top_in + title_in) / height,
-                        wspace=0.06 + (0.12 if colorbar else 0), hspace=title_in / size)
+    right = 1 - (0.8 if colorbar else 0.01 * width) / width       # colorbars: room for the last one's tick labels
+    fig.subplots_adjust(left=0.01, right=right, bottom=0.01, top=1 - (top_in + title_in) / height,
+                        wspace=0.06 + (0.3 if colorbar else 0), hspace=title_in / size)
     for ax in axes.flat:
         ax.axis("off")
     for i, p in enumerate(panels):
