@@ -104,6 +104,21 @@ def execute(path: Path, quick: bool = False, timeout: int = 3600):
             return nb, lines[-1][:300] if lines else type(err).__name__
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def static(nb):
+    """The notebook as a page that needs no network. Live widgets would be blank slots there (their
+    JavaScript comes from a CDN), and a stored widget output holds only its state when first shown
+    (a progress bar at 0%), so widget outputs are left out: the figure a set of controls drives is
+    an image output of its own, and stays."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell["outputs"] = [o for o in cell.get("outputs", []) if WIDGET_VIEW not in o.get("data", {})]
+    nb.metadata.pop("widgets", None)                     # no widget state: no widget manager script from a CDN
+    return nb
+
+
 def render(paths, out: Path, quick: bool = False, timeout: int = 3600, progress: bool = True) -> dict[str, str]:
     """Run each notebook and write ``out/<name>.html`` (plus ``index.html``).
     Returns {name: "ok" or the error}."""
@@ -114,7 +129,7 @@ def render(paths, out: Path, quick: bool = False, timeout: int = 3600, progress:
         start = time.perf_counter()
         nb, results[path.stem] = execute(path, quick, timeout)
         nb.metadata["lecturekit"] = {"seconds": round(time.perf_counter() - start, 1), "quick": quick}
-        page, _ = HTMLExporter().from_notebook_node(nb)
+        page, _ = HTMLExporter().from_notebook_node(static(nb))
         (out / f"{path.stem}.html").write_text(page, encoding="utf-8")
     items = "\n".join(
         f'<li><a href="{html.escape(name, quote=True)}.html">{html.escape(name)}</a>'

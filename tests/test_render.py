@@ -65,3 +65,21 @@ def test_gallery_without_nbconvert_names_the_extra(monkeypatch, capsys, tmp_path
     path = _notebook(tmp_path / "01_x.ipynb", ["1"])
     assert main(["gallery", "--out", str(tmp_path / "g"), str(path)]) == 2
     assert "lecturekit[gallery]" in capsys.readouterr().err
+
+
+def test_pages_need_no_network_widget_outputs_are_left_out():
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from lecturekit import render
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("view")
+    view = {"model_id": "abc", "version_major": 2, "version_minor": 0}
+    cell.outputs = [nbformat.v4.new_output("display_data", {render.WIDGET_VIEW: view, "text/plain": "IntSlider(value=3)"}),
+                    nbformat.v4.new_output("display_data", {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})]
+    nb.cells = [cell]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2,
+                                                                             "version_minor": 0}}
+    page, _ = HTMLExporter().from_notebook_node(render.static(nb))
+    assert "data:image/png;base64,iVBORw0KGgo=" in page
+    assert "IntSlider" not in page and "widget-view" not in page and "cdn.jsdelivr" not in page
