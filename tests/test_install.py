@@ -99,3 +99,15 @@ print(json.dumps({"data": str(lk.config.DATA_DIR), "source": lk.config.DATA_SOUR
     bad = subprocess.run([str(python), "-c", "import lecturekit as lk; lk.zoo.load('teaching')"], cwd=elsewhere,
                          env={**env, "LECTUREKIT_DATA": str(elsewhere)}, capture_output=True, text=True)
     assert bad.returncode != 0 and "teaching_fmnist.pt is missing" in bad.stderr and "LECTUREKIT_DATA" in bad.stderr
+
+
+def test_binder_installs_every_runtime_dependency():
+    # postBuild installs lecturekit with --no-deps: binder/requirements.txt must name each dependency
+    import re
+    import tomllib
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=\[ ;]", d, maxsplit=1)[0].lower() for d in deps}
+    listed = {re.split(r"[<>=\[ ;]", line.strip(), maxsplit=1)[0].lower()
+              for line in (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith(("#", "-"))}
+    assert names <= listed, f"missing from binder/requirements.txt: {sorted(names - listed)}"
