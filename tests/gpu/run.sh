@@ -4,8 +4,9 @@
 #   bash tests/gpu/run.sh            logs go to $OUT (default: gpu-logs/)
 #   GPU_CHECK_STEPS="1 3" GPU_CHECK_NOTEBOOKS="notebooks/0[5-9]_*.ipynb" bash tests/gpu/run.sh    a part of it
 # 1. every technique with model and input on the GPU (tests/test_dtype_device.py, float64 side on CUDA);
-# 2. every notebook in quick mode with the models on the GPU: the teaching model, then stand-in weights
-#    for all five ImageNet models (the Colab path);
+# 2. every notebook in quick mode with the models on the GPU: the real models installed with lecturekit
+#    (EfficientNet-Lite0, the original VGG-19), then SqueezeNet and stand-in weights for all five
+#    torchvision ImageNet models (the Colab path);
 # 3. the unit tests with this machine's torch and torchvision (on the CPU, as in CI).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,10 +38,10 @@ NB=(-m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-ker
 EMPTY=$(mktemp -d) STANDINS=$(mktemp -d)
 step "every technique on the GPU (float64) against the CPU (float32)" \
   "$PY" -m pytest -q -p no:cacheprovider -p float64_on_cuda tests/test_dtype_device.py
-step "every notebook, quick mode, teaching model on the GPU" env TORCH_HOME="$EMPTY" LECTUREKIT_QUICK=1 "$PY" "${NB[@]}"
+step "every notebook, quick mode, EfficientNet-Lite0 and VGG-19 on the GPU" env TORCH_HOME="$EMPTY" LECTUREKIT_QUICK=1 "$PY" "${NB[@]}"
 [[ "$STEPS" == *" 3 "* ]] && "$PY" tests/standins.py "$STANDINS" >/dev/null
 step "every notebook, quick mode, stand-ins for the five ImageNet models on the GPU" \
-  env TORCH_HOME="$STANDINS" LECTUREKIT_STANDINS=1 LECTUREKIT_QUICK=1 "$PY" "${NB[@]}"
+  env TORCH_HOME="$STANDINS" LECTUREKIT_STANDINS=1 LECTUREKIT_QUICK=1 LECTUREKIT_MODEL=squeezenet1_1 "$PY" "${NB[@]}"
 step "unit tests (CPU) with this machine's torch" "$PY" -m pytest -q -p no:cacheprovider "${parallel[@]}" --ignore=tests/browser tests
 rm -rf "$EMPTY" "$STANDINS"
 if [ ${#failed[@]} = 0 ]; then echo "GPU checks passed"; else printf 'FAILED: %s\n' "${failed[@]}"; exit 1; fi
