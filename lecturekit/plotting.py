@@ -287,7 +287,7 @@ def heatmap(img: torch.Tensor, heat, title: str | None = None, label: str = "val
     axes[0].imshow(arr, cmap=gray, vmin=0, vmax=1)
     _set_title(axes[0], "image", size)
     im = axes[1].imshow(hm, cmap=cmap, vmin=p.vmin, vmax=p.vmax)
-    _set_title(axes[1], label, size)
+    _set_title(axes[1], label, size * 0.75)                 # the colorbar takes a quarter of this panel
     fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, extend=clipped)
     axes[2].imshow(arr, cmap=gray, vmin=0, vmax=1)
     axes[2].imshow(hm, cmap=cmap, vmin=p.vmin, vmax=p.vmax, alpha=alpha)
