@@ -88,7 +88,7 @@ def _walk(module: nn.Module, name: str, rf: RF, out: dict) -> RF:
         rf = GLOBAL if _square(size, "output size", name) == 1 else rf
     elif isinstance(module, nn.Linear):
         rf = GLOBAL
-    elif isinstance(module, (nn.Flatten,) + _UNCHANGED):
+    elif isinstance(module, (nn.Flatten,) + _UNCHANGED) or kind == "CaffeInput":     # per pixel: the original VGG's input
         pass
     elif kind == "Fire":                                     # SqueezeNet: squeeze, then 1x1 and 3x3 side by side
         mid = _walk(module.squeeze, f"{name}.squeeze", rf, out)

@@ -90,3 +90,11 @@ def test_top_patches_on_a_constructed_model():
         R.max_patches(cache, model, "0", channel=3)
     with pytest.raises(ValueError, match="k must be between 1 and the number of images"):
         R.max_patches(cache, model, "0", channel=0, k=5)
+
+
+def test_the_original_vgg19_with_its_input_module():
+    from lecturekit import style
+    net = style.original_vgg19(last="relu3_1")
+    rfs = R.receptive_fields(net)
+    assert rfs["preprocess"].size == 1 and rfs["relu1_1"].size == 3 and rfs["pool1"].size == 6
+    assert rfs["relu3_1"].size == R.receptive_fields(net[1:])["relu3_1"].size == 24
