@@ -144,7 +144,7 @@ def test_download_path_online(monkeypatch):
 def test_cli_download_and_info(monkeypatch, capsys, standin_home):
     _no_network(monkeypatch)
     assert cli.main(["download", "nonsense"]) == 2
-    assert "Valid: squeezenet1_1" in capsys.readouterr().err
+    assert "Valid: efficientnet_lite0, squeezenet1_1" in capsys.readouterr().err
     assert cli.main(["download", "vgg16"]) == 1
     assert "python -m lecturekit download vgg16" in capsys.readouterr().err
     monkeypatch.setenv("TORCH_HOME", str(standin_home))
