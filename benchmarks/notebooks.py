@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
 
-def run_one(path: Path, mode: str) -> dict:
+def run_one(path: Path, mode: str, save: Path | None = None) -> dict:
     """Execute one notebook in this process's child kernel; report wall time and the kernel's peak RSS."""
     import nbformat
     from nbclient import NotebookClient
@@ -36,11 +36,14 @@ def run_one(path: Path, mode: str) -> dict:
     start = time.perf_counter()
     NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     wall = time.perf_counter() - start
+    if save:                               # the executed notebook, figures included, to look at afterwards
+        save.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, save / f"{path.stem}.{mode}.ipynb")
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss       # Linux: KiB, largest child
     return {"notebook": path.stem, "mode": mode, "seconds": round(wall, 1), "peak_mb": round(peak_kib / 1024)}
 
 
-def measure(path: Path, mode: str, torch_home: str | None = None) -> dict:
+def measure(path: Path, mode: str, torch_home: str | None = None, save: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as empty:
         home = torch_home or empty
         env = {**os.environ, "LECTUREKIT_OFFLINE": "1", "LECTUREKIT_STANDINS": "1", "LECTUREKIT_DEVICE": "cpu", "TORCH_HOME": home,
@@ -48,10 +51,13 @@ def measure(path: Path, mode: str, torch_home: str | None = None) -> dict:
         env.pop("LECTUREKIT_MODEL", None)
         if torch_home:                     # the torchvision path: SqueezeNet as the chosen model
             env["LECTUREKIT_MODEL"] = "squeezenet1_1"
-        out = subprocess.run([sys.executable, __file__, "--one", str(path), "--mode", mode], env=env,
-                             capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"{path.name} failed in {mode} mode:\n{out.stderr[-3000:]}")
+        command = [sys.executable, __file__, "--one", str(path), "--mode", mode]
+        if save:
+            command += ["--save", str(save)]
+        out = subprocess.run(command, env=env, capture_output=True, text=True)
+    if out.returncode != 0:                # reported, and the other notebooks still run
+        print(f"{path.name} failed in {mode} mode:\n{out.stderr[-3000:]}", file=sys.stderr)
+        return {"notebook": path.stem, "mode": mode, "seconds": float("nan"), "peak_mb": 0, "failed": True}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -62,10 +68,11 @@ def main() -> None:
                         help="embedded: empty torch cache; standins: stand-ins for all five ImageNet models")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--save", type=Path, help="folder for the executed notebooks (NAME.MODE.ipynb)")
     parser.add_argument("notebooks", nargs="*", help="notebook names (default: all)")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.mode)))
+        print(json.dumps(run_one(args.one, args.mode, args.save)))
         return
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.notebooks:
@@ -77,7 +84,7 @@ def main() -> None:
                        capture_output=True)
     for mode in args.modes:
         for p in paths:
-            r = measure(p, mode, standins.name if standins else None)
+            r = measure(p, mode, standins.name if standins else None, args.save)
             rows[p.stem][mode] = r
             print(f"  {p.stem} {mode}: {r['seconds']} s, {r['peak_mb']} MB", file=sys.stderr)
     print(f"weights: {args.weights}")
@@ -85,7 +92,8 @@ def main() -> None:
     print(head)
     print("|---" * (1 + 2 * len(args.modes)) + "|")
     for stem, r in rows.items():
-        print(f"| {stem} | " + " | ".join(f"{r[m]['seconds']} | {r[m]['peak_mb']}" for m in args.modes) + " |")
+        print(f"| {stem} | " + " | ".join("failed | -" if r[m].get("failed") else f"{r[m]['seconds']} | {r[m]['peak_mb']}"
+                                          for m in args.modes) + " |")
     totals = {m: sum(r[m]["seconds"] for r in rows.values()) for m in args.modes}
     peaks = {m: max(r[m]["peak_mb"] for r in rows.values()) for m in args.modes}
     print("| **all** | " + " | ".join(f"{totals[m]:.1f} | {peaks[m]}" for m in args.modes) + " |")
@@ -95,6 +103,9 @@ def main() -> None:
         worst = max(rows, key=lambda s: rows[s]["full"]["seconds"])
         print(f"full mode, slowest notebook: {worst} {rows[worst]['full']['seconds']} s (target <= 180 s)")
     print(f"peak memory, any notebook: {max(peaks.values())} MB (target < 2048 MB)")
+    failed = [f"{stem} ({m})" for stem, r in rows.items() for m in args.modes if r[m].get("failed")]
+    if failed:
+        raise SystemExit("failed: " + ", ".join(failed))
 
 
 if __name__ == "__main__":
