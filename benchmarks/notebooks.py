@@ -5,7 +5,8 @@ or on the ImageNet code path (stand-in weight files for all five ImageNet models
     python benchmarks/notebooks.py --modes quick         # one mode
     python benchmarks/notebooks.py --weights standins    # the ImageNet path, as on Binder (real sizes, random values)
 
-Each run is a fresh kernel, offline, on the CPU, with an empty torch cache (so the models that
+Each run is a fresh kernel, offline, on the CPU, figures drawn as in Jupyter (the inline backend),
+with an empty torch cache (so the models that
 install with lecturekit are used: EfficientNet-Lite0 and the original VGG-19) or a temporary one
 holding the stand-ins.
 Peak memory is the kernel's maximum resident set size. Targets on 2 cores: all notebooks in
@@ -47,7 +48,7 @@ def measure(path: Path, mode: str, torch_home: str | None = None, save: Path | N
     with tempfile.TemporaryDirectory() as empty:
         home = torch_home or empty
         env = {**os.environ, "LECTUREKIT_OFFLINE": "1", "LECTUREKIT_STANDINS": "1", "LECTUREKIT_DEVICE": "cpu", "TORCH_HOME": home,
-               "MPLBACKEND": "Agg", "LECTUREKIT_QUICK": "1" if mode == "quick" else "0"}
+               "MPLBACKEND": "module://matplotlib_inline.backend_inline", "LECTUREKIT_QUICK": "1" if mode == "quick" else "0"}
         env.pop("LECTUREKIT_MODEL", None)
         if torch_home:                     # the torchvision path: SqueezeNet as the chosen model
             env["LECTUREKIT_MODEL"] = "squeezenet1_1"
