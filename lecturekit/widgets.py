@@ -141,6 +141,10 @@ class Interactive:
         unknown = set(values) - set(self.controls)
         if unknown:
             raise ValueError(f"no control named {', '.join(sorted(unknown))}; controls: {', '.join(self.controls)}")
+        for name, value in values.items():           # a slider would clamp it silently: say so instead
+            widget = self.controls[name]
+            if hasattr(widget, "min") and not widget.min <= value <= widget.max:
+                raise ValueError(f"{name}={value!r} is outside its slider's range {widget.min}..{widget.max}")
         for widget in self.controls.values():
             widget.unobserve(self._on_change, names="value")
         try:

@@ -56,6 +56,9 @@ def test_error_in_draw_is_reported_and_controls_survive():
     assert view.error is None
     with pytest.raises(ValueError, match="no control named z"):
         view.set(z=1)
+    with pytest.raises(ValueError, match=r"k=7 is outside its slider's range 0..5"):
+        view.set(k=7)                             # never clamped to 5 without a word
+    assert view.values["k"] == 1
 
 
 def test_controls_open_at_the_defaults_draw_states():
