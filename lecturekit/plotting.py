@@ -268,13 +268,14 @@ def filter_tiles(weight: torch.Tensor, channel: int | None = None, ncols: int | 
 
 def heatmap(img: torch.Tensor, heat, title: str | None = None, label: str = "value",
             cmap: str | None = None, alpha: float = OVERLAY_ALPHA, size: float = 3.2, center: float | None = None,
-            vmax: float | None = None, percentile: float = CLIP_PERCENTILE):
+            vmax: float | None = None, percentile: float = CLIP_PERCENTILE, bounds: tuple[float, float] | None = None):
     """Image, heat map (with colorbar) and overlay side by side. ``heat`` is (H, W) at any resolution.
 
     The convention picks the colours: with ``center`` (the stated reference, e.g. the unoccluded
     probability) or negative values, a diverging map white at ``center`` (default 0) and saturated
     at ``center +- vmax``; otherwise a magnitude from 0 to ``vmax`` (default: the ``percentile``
-    percentile). ``cmap`` overrides the colormap only."""
+    percentile). ``cmap`` overrides the colormap only. ``bounds``: the values the quantity can
+    take (a probability: ``(0, 1)``); the colorbar stops there, the colours stay as they are."""
     arr, gray = _to_display(img)
     hm = _resize(_to_map(heat), arr.shape[:2])
     if center is not None or hm.min() < 0:
@@ -288,7 +289,9 @@ def heatmap(img: torch.Tensor, heat, title: str | None = None, label: str = "val
     _set_title(axes[0], "image", size)
     im = axes[1].imshow(hm, cmap=cmap, vmin=p.vmin, vmax=p.vmax)
     _set_title(axes[1], label, size * 0.75)                 # the colorbar takes a quarter of this panel
-    fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, extend=clipped)
+    bar = fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, extend=clipped)
+    if bounds is not None:
+        bar.ax.set_ylim(max(bounds[0], p.vmin), min(bounds[1], p.vmax))
     axes[2].imshow(arr, cmap=gray, vmin=0, vmax=1)
     axes[2].imshow(hm, cmap=cmap, vmin=p.vmin, vmax=p.vmax, alpha=alpha)
     _set_title(axes[2], "overlay", size)

@@ -96,6 +96,10 @@ def test_heatmap_centres_on_a_stated_reference():
     fig = plotting.heatmap(img, heat, center=0.9, vmax=0.5, label="P")
     im = fig.axes[1].get_images()[0]
     assert im.get_cmap().name == plotting.SIGNED_CMAP and im.get_clim() == pytest.approx((0.4, 1.4))
+    bounded = plotting.heatmap(img, heat, center=0.9, vmax=0.5, label="P", bounds=(0.0, 1.0))
+    bar = bounded.axes[-1]                                  # the colorbar stops at P = 1, the colours do not move
+    assert bounded.axes[1].get_images()[0].get_clim() == pytest.approx((0.4, 1.4))
+    assert bar.get_ylim() == pytest.approx((0.4, 1.0)) and max(bar.get_yticks()[(bar.get_yticks() <= 1.0)]) <= 1.0
 
 
 def test_titles_fit_their_panels_and_audit_finds_what_is_wrong():
