@@ -356,16 +356,30 @@ def scatter_by_class(points, labels, class_names: Sequence[str], title: str = ""
 
 def thumbnail_scatter(points, images: torch.Tensor, labels=None, title: str = "", zoom: float = 0.6,
                       size: float = 8.0, border: int = 2):
-    """Each image drawn as a thumbnail at its 2-D point; a coloured frame shows its class if given."""
+    """Each image drawn as a thumbnail at its 2-D point; a coloured frame shows its class if given.
+
+    Every point is a dot; a thumbnail is drawn only where it does not cover one already drawn
+    (visiting the points in order), as in scikit-learn's embedding of the digits, so the map
+    stays readable however dense a cluster is."""
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
     points = np.asarray(points, dtype=float)
     if len(points) != len(images):
         raise ValueError(f"{len(points)} points but {len(images)} images")
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.scatter(points[:, 0], points[:, 1], s=0)
     cmap = plt.get_cmap("tab10")
+    colors = [cmap(int(c) % 10) for c in labels] if labels is not None else "0.5"
+    ax.scatter(points[:, 0], points[:, 1], s=6, c=colors)
+    span = np.ptp(points, axis=0)
+    span[span == 0] = 1.0
+    unit = (points - points.min(0)) / span                        # 0..1 on both axes
+    drawn: list[np.ndarray] = []
     for i, (p, img) in enumerate(zip(points, images)):
         arr, gray = _to_display(img)
+        # the thumbnail's side as a fraction of the axes (about 0.85 of the figure)
+        side = (max(arr.shape[:2]) + 2 * border) * zoom / (fig.dpi * size * 0.85)
+        if drawn and np.abs(np.array(drawn) - unit[i]).max(1).min() < side:
+            continue
+        drawn.append(unit[i])
         if labels is not None:
             color = np.array(cmap(int(labels[i]) % 10)[:3])
             rgb = np.repeat(arr[:, :, None], 3, 2) if arr.ndim == 2 else arr
@@ -374,7 +388,7 @@ def thumbnail_scatter(points, images: torch.Tensor, labels=None, title: str = ""
             arr, gray = framed, None
         box = OffsetImage(arr, zoom=zoom, cmap=gray)
         ax.add_artist(AnnotationBbox(box, p, frameon=False))
-    ax.set_title(title)
+    ax.set_title(f"{title} ({len(drawn)} of {len(points)} shown as images)" if title else title)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()

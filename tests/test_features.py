@@ -106,8 +106,12 @@ def test_activation_grid_and_scatters():
         plotting.activation_grid(torch.rand(5, 5))
     fig = plotting.scatter_by_class(torch.rand(6, 2), [0, 1, 2, 0, 1, 2], ["a", "b", "c"], title="t")
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b", "c"]
-    fig = plotting.thumbnail_scatter(torch.rand(4, 2), torch.rand(4, 1, 8, 8), labels=[0, 1, 0, 1], title="x")
-    assert len(fig.axes[0].artists) == 4
+    corners = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    fig = plotting.thumbnail_scatter(corners, torch.rand(4, 1, 8, 8), labels=[0, 1, 0, 1], title="x")
+    assert len(fig.axes[0].artists) == 4 and fig.axes[0].get_title() == "x (4 of 4 shown as images)"
+    crowded = torch.cat([corners, corners + 0.001])         # each a hair from one already drawn
+    fig = plotting.thumbnail_scatter(crowded, torch.rand(8, 1, 8, 8), labels=[0, 1, 0, 1] * 2, title="x")
+    assert len(fig.axes[0].artists) == 4 and len(fig.axes[0].collections[0].get_offsets()) == 8   # every point a dot
     with pytest.raises(ValueError, match="3 points but 4 images"):
         plotting.thumbnail_scatter(torch.rand(3, 2), torch.rand(4, 1, 8, 8))
 
