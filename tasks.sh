@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Set-up and go, from nothing, on a Debian/Ubuntu machine with Python 3.11:
 #   bash tasks.sh lab    install everything, then open JupyterLab on notebooks/
-#   bash tasks.sh test   install everything, then run every test (unit tests, browser test, every notebook)
+#   bash tasks.sh test   install everything, then run every test (unit tests, browser test, every notebook,
+#                        and, in a second environment with Google Colab's packages, tests/colab)
 # The virtual environment lives in .venv (override with LECTUREKIT_VENV).
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${LECTUREKIT_VENV:-.venv}
 PY="$VENV/bin/python"
+COLAB_VENV=${LECTUREKIT_COLAB_VENV:-.venv-colab}     # Google Colab's packages, for the tests in tests/colab
 
 apt_install() {
   # apt_install PACKAGE WHY: install a Debian package where we are root or have passwordless sudo.
@@ -44,9 +46,27 @@ install() {
   "$PY" -m lecturekit download paintings photos || true
 }
 
+install_colab() {
+  # A second environment with Colab's packages at Colab's versions (tests/colab/constraints.txt) and the
+  # test tools, but without lecturekit: there the notebooks' own setup cells install it, as on Colab.
+  [ -x "$COLAB_VENV/bin/python" ] || python3 -m venv "$COLAB_VENV"
+  "$COLAB_VENV/bin/python" -m pip install -q --upgrade pip
+  "$COLAB_VENV/bin/python" -m pip install -q -c tests/colab/constraints.txt \
+    $(sed -n 's/^\([A-Za-z][A-Za-z0-9_.-]*\)==.*/\1/p' tests/colab/constraints.txt) pytest nbclient nbformat
+}
+
+run_colab_tests() {
+  echo "== Colab's packages (.venv-colab): installing replaces none, every notebook alone through its setup cell, an upload, the widget protocol"
+  "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$WHEEL_DIR" .
+  LECTUREKIT_COLAB_WHEEL=$(ls "$WHEEL_DIR"/lecturekit-*.whl) "$COLAB_VENV/bin/python" -m pytest -q -m colab \
+    -p no:cacheprovider tests/colab
+  echo "== the widget tests with Colab's ipywidgets 7"
+  "$COLAB_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_widgets.py
+}
+
 run_tests() {
-  EMPTY_HOME=$(mktemp -d) STANDIN_HOME=$(mktemp -d)
-  trap 'rm -rf "$EMPTY_HOME" "$STANDIN_HOME"' EXIT
+  EMPTY_HOME=$(mktemp -d) STANDIN_HOME=$(mktemp -d) WHEEL_DIR=$(mktemp -d)
+  trap 'rm -rf "$EMPTY_HOME" "$STANDIN_HOME" "$WHEEL_DIR"' EXIT
   export LECTUREKIT_OFFLINE=1 LECTUREKIT_DEVICE=cpu MPLBACKEND=Agg
   echo "== unit tests"
   "$PY" -m pytest -q tests
@@ -65,12 +85,13 @@ run_tests() {
   echo "== the notebooks that use the chosen model, with LECTUREKIT_MODEL=teaching (the fallback without the weights package)"
   TORCH_HOME="$EMPTY_HOME" LECTUREKIT_QUICK=1 LECTUREKIT_MODEL=teaching "$PY" -m pytest -q --nbval-lax \
     --nbval-current-env -p no:cacheprovider "${chosen[@]}"
+  run_colab_tests
 }
 
 case "${1:-}" in
   lab)  install; shift
         root=(); [ "$(id -u)" = 0 ] && root=(--allow-root)      # JupyterLab refuses root without it
         exec "$VENV/bin/jupyter" lab notebooks/ "${root[@]}" "$@" ;;
-  test) install; install_browser; run_tests ;;
+  test) install; install_browser; install_colab; run_tests ;;
   *)    echo "usage: bash tasks.sh lab|test" >&2; exit 2 ;;
 esac

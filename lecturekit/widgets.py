@@ -15,6 +15,8 @@ channel 5), else at its minimum or first option. In a running kernel a slider mo
 redraw instead of drawing at once: moves that arrive while a figure is drawn replace each other,
 and the redraw reads the controls' current values, so three quick moves give one redraw of the
 last value (not three, the first of them stale).
+
+``uploaded_files(upload)`` reads a ``FileUpload`` the same way under ipywidgets 7 (Colab's) and 8.
 """
 from __future__ import annotations
 
@@ -172,3 +174,18 @@ def _defaults(draw: Callable) -> dict:
 def interactive(draw: Callable, dpi: int = 100, **controls) -> Interactive:
     """Draw ``draw(**values)`` now as a static figure, then redraw it whenever a control moves."""
     return Interactive(draw, controls, dpi=dpi)
+
+
+def uploaded_files(upload) -> list[tuple[str, bytes]]:
+    """``(name, content)`` of each file in a ``FileUpload`` (or its ``value``), in upload order.
+
+    ipywidgets 8 keeps a tuple of dicts with ``"name"`` and ``"content"`` (a memoryview); ipywidgets 7,
+    which Colab renders, keeps ``{name: {"metadata": {...}, "content": bytes}}``. Empty before an upload.
+    """
+    value = upload.value if isinstance(upload, W.FileUpload) else upload
+    if isinstance(value, dict):                                            # ipywidgets 7
+        return [(name, bytes(entry["content"])) for name, entry in value.items()]
+    if isinstance(value, (tuple, list)) and all(isinstance(e, dict) and {"name", "content"} <= set(e) for e in value):
+        return [(entry["name"], bytes(entry["content"])) for entry in value]    # ipywidgets 8
+    raise TypeError("uploaded_files: expected a FileUpload or its value (ipywidgets 7: {name: {'metadata', 'content'}}; "
+                    f"ipywidgets 8: a tuple of dicts with 'name' and 'content'), not {type(value).__name__}: {value!r:.200}")

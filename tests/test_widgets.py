@@ -103,18 +103,21 @@ def test_quick_moves_in_a_running_kernel_give_one_redraw_of_the_last_value():
     assert plt.get_fignums() == []
 
 
-def test_quick_moves_in_a_real_kernel_collapse_into_the_last_value():
-    """The same through ipykernel: three comm updates, as a browser sends for three key presses,
-    arrive while nothing is drawn; one redraw follows, of the final value."""
-    import os
-    import time
-    from pathlib import Path
+class _Kernel:
+    """A real ipykernel with this checkout's lecturekit, driven as a front end drives it."""
 
-    from jupyter_client.manager import start_new_kernel
-    root = str(Path(__file__).resolve().parents[1])
-    km, kc = start_new_kernel(kernel_name="python3", env={**os.environ, "PYTHONPATH": root, "MPLBACKEND": "Agg"})
+    def __init__(self):
+        import os
+        from pathlib import Path
 
-    def run(code):
+        from jupyter_client.manager import start_new_kernel
+        root = str(Path(__file__).resolve().parents[1])
+        self.km, self.kc = start_new_kernel(kernel_name="python3",
+                                            env={**os.environ, "PYTHONPATH": root, "MPLBACKEND": "Agg"})
+        self.displayed = []                       # the MIME types of each display_data, in order
+
+    def run(self, code):
+        kc = self.kc
         msg_id, out = kc.execute(code), []
         while True:
             m = kc.get_iopub_msg(timeout=60)
@@ -122,20 +125,108 @@ def test_quick_moves_in_a_real_kernel_collapse_into_the_last_value():
                 continue
             if m["msg_type"] == "stream":
                 out.append(m["content"]["text"])
+            if m["msg_type"] == "display_data":
+                self.displayed.append(m["content"]["data"])
             if m["msg_type"] == "error":
                 raise AssertionError("\n".join(m["content"]["traceback"]))
             if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
                 return "".join(out)
+
+    def send(self, comm_id, data, buffers=()):
+        """A comm message from the front end, binary buffers included."""
+        msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        self.kc.session.send(self.kc.shell_channel.socket, msg, buffers=list(buffers))
+
+    def close(self):
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+def test_quick_moves_in_a_real_kernel_collapse_into_the_last_value():
+    """The same through ipykernel: three comm updates, as a browser sends for three key presses,
+    arrive while nothing is drawn; one redraw follows, of the final value."""
+    import time
+    kernel = _Kernel()
+    run = kernel.run
     try:
         model_id = run("import time\nimport matplotlib.pyplot as plt\nfrom lecturekit import widgets\ndrawn = []\n"
                        "def draw(k=1):\n    drawn.append(k)\n    time.sleep(0.3)\n    return plt.figure()\n"
                        "view = widgets.interactive(draw, k=(0, 9))\nprint(view.controls['k'].model_id)").split()[-1]
         for value in (2, 3, 4):
-            kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": model_id, "data": {
-                "method": "update", "state": {"value": value}, "buffer_paths": []}}))
+            kernel.send(model_id, {"method": "update", "state": {"value": value}, "buffer_paths": []})
         time.sleep(2)
         assert run("print(drawn, view.values['k'], view.redraws)").split("]")[-1].split() == ["4", "2"]
         assert run("print(drawn)").strip() == "[1, 4]"
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        kernel.close()
+
+
+def _png(width=40, height=30) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+    ramp = np.linspace(0, 255, width * height * 3).reshape(height, width, 3).astype("uint8")
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_uploaded_files_reads_both_widget_versions_shapes():
+    png = _png()
+    v7 = {"a.png": {"metadata": {"name": "a.png", "type": "image/png", "size": len(png), "lastModified": 0},
+                    "content": png},
+          "b.txt": {"metadata": {"name": "b.txt", "type": "text/plain", "size": 2, "lastModified": 0},
+                    "content": b"hi"}}
+    v8 = ({"name": "a.png", "type": "image/png", "size": len(png), "content": memoryview(png)},
+          {"name": "b.txt", "type": "text/plain", "size": 2, "content": memoryview(b"hi")})
+    for value in (v7, v8):
+        files = widgets.uploaded_files(value)
+        assert files == [("a.png", png), ("b.txt", b"hi")] and all(type(c) is bytes for _, c in files)
+    assert widgets.uploaded_files({}) == widgets.uploaded_files(()) == []
+    with pytest.raises(TypeError, match="expected a FileUpload or its value.*not list"):
+        widgets.uploaded_files([{"filename": "a.png"}])
+
+
+def test_an_upload_as_the_browser_sends_it_reaches_uploaded_files():
+    """A real FileUpload of the installed ipywidgets, given a file the way its JavaScript side sends one."""
+    import frontend
+    from lecturekit import images
+    png = _png()
+    up = W.FileUpload(accept="image/*", multiple=False)
+    assert widgets.uploaded_files(up) == []
+    frontend.upload(up, {"photo.png": png})
+    assert widgets.uploaded_files(up) == [("photo.png", png)]
+    assert tuple(images.load(widgets.uploaded_files(up)[0][1]).shape) == (1, 3, 30, 40)
+    frontend.upload(up, {"second.png": png[:-1] + b"\0"})             # choosing again replaces the file
+    assert [name for name, _ in widgets.uploaded_files(up)] == ["second.png"]
+
+
+def test_upload_and_progress_bars_in_a_real_kernel():
+    """In ipykernel: a file sent over the comm, with its bytes as a binary buffer, is read by
+    uploaded_files; tqdm.auto (lecturekit's progress bars) draws a widget of the installed
+    ipywidgets' protocol (controls 1.5.0 for ipywidgets 7, which Colab renders; 2.0.0 for 8)."""
+    import frontend
+    png = _png()
+    kernel = _Kernel()
+    try:
+        model_id = kernel.run("import ipywidgets as W\nfrom lecturekit import widgets\n"
+                              "up = W.FileUpload(accept='image/*')\ndisplay(up)\nprint(up.model_id)").split()[-1]
+        data, buffers = frontend.upload_update({"mine.png": png})
+        kernel.send(model_id, data, buffers)
+        printed = kernel.run("import hashlib\nfiles = widgets.uploaded_files(up)\n"
+                             "print([(n, len(c), hashlib.sha256(c).hexdigest()) for n, c in files])")
+        import hashlib
+        assert printed.strip() == str([("mine.png", len(png), hashlib.sha256(png).hexdigest())])
+        bar = kernel.run("from tqdm.auto import tqdm\nfrom tqdm.notebook import tqdm_notebook\n"
+                         "bar = tqdm(range(3), desc='features')\nfor _ in bar: pass\nbox = bar.container\n"
+                         "print(isinstance(bar, tqdm_notebook), isinstance(box, W.HBox), "
+                         "isinstance(box.children[1], W.FloatProgress), box.children[1].value, "
+                         "box._model_module_version)")
+        expected = {7: "1.5.0", 8: "2.0.0"}[frontend.MAJOR]
+        assert bar.split() == ["True", "True", "True", "3.0", expected], bar
+        views = [d["application/vnd.jupyter.widget-view+json"] for d in kernel.displayed
+                 if "application/vnd.jupyter.widget-view+json" in d]
+        assert len(views) == 2 and all(v["version_major"] == 2 for v in views), kernel.displayed
+    finally:
+        kernel.close()
