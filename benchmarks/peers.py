@@ -556,7 +556,7 @@ def faststyle_rows(sizes):
         photo = torch.rand(1, 3, size, size, generator=gen)
         for label, net, style in (("TransformNet, the examples' size and upsampling (32 channels, 5 blocks, nearest)",
                                    same, None),
-                                  ("shipped three-style TransformNet (16 channels, 3 blocks, bilinear)", shipped, 0)):
+                                  ("shipped TransformNet (16 channels, 3 blocks, bilinear)", shipped, 0)):
             rows.append(Row(f"fast style {size} px", f"{label}, forward, {size} px",
                             "pytorch/examples TransformerNet",
                             torch.no_grad()(lambda net=net, photo=photo, style=style: net(photo, style=style)),

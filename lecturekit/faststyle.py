@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from . import ascent, config, gallery, hooks, images, style
 
-#: The shipped three-style network, in the package data.
+#: The shipped network (two paintings), in the package data.
 WEIGHTS_FILE = "faststyle_cin.pt"
 
 
@@ -257,7 +257,7 @@ def save(net: TransformNet, path, meta: dict | None = None) -> Path:
 
 def load(path=None) -> tuple[TransformNet, dict]:
     """A saved network and its metadata (loaded with ``weights_only=True``); by default the shipped
-    three-style network (``python -m lecturekit.train_faststyle`` retrains it)."""
+    network of two paintings (``python -m lecturekit.train_faststyle`` retrains it)."""
     path = config.data_file(WEIGHTS_FILE) if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no fast-style weights at '{path}'")

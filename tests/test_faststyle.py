@@ -166,6 +166,19 @@ def test_the_shipped_network_leaves_no_upsampling_grid():
     assert max(grid) < GRID_LIMIT, grid
 
 
+def test_the_shipped_network_learned_the_paintings_on_vgg19():
+    from lecturekit import train_faststyle
+    net, meta = FS.load()
+    assert meta["styles"] == train_faststyle.STYLES == ["starry_night", "the_scream"] and net.n_styles == 2
+    assert "original VGG-19" in meta["features"] and meta["pooling"] == "avg"
+    for name in meta["styles"]:                       # each at least halves over training
+        assert meta["loss_last10"][name] < meta["loss_first10"][name] / 2, meta
+    photo = images.load("astronaut", size=64)
+    with torch.no_grad():
+        a, b = net(photo, style=0), net(photo, style=1)
+    assert (a - b).abs().mean() > 0.05                 # two styles, not one network twice
+
+
 def test_the_upsampling_is_saved_and_older_files_load_as_nearest(tmp_path):
     torch.manual_seed(0)
     x = torch.rand(1, 3, 16, 16)
