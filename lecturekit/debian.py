@@ -67,6 +67,30 @@ class DebianFile:
             return "missing"
         return "ok" if sha256(self.path) == self.sha256 else "damaged"
 
+    def checked(self, what: str, refetch: str) -> Path:
+        """The kept copy's path once it is there with the pinned bytes. Raises ``Missing`` or
+        ``Damaged``, naming ``what`` it is and the ``refetch`` command that takes it out again."""
+        status = self.status()
+        if status == "missing":
+            raise Missing(f"{what} comes from Debian's {self.package} package and is not at {self.path} "
+                          f"(on Debian or Ubuntu: {refetch})")
+        if status == "damaged":
+            raise Damaged(f"{self.path} does not match the SHA-256 pinned for {what} (damaged or altered); "
+                          f"fetch it again: {refetch}")
+        return self.path
+
+
+class Unusable(Exception):
+    """A kept copy that cannot be used; the message says why and how to get it again."""
+
+
+class Missing(Unusable, FileNotFoundError):
+    """Not taken out of its package (yet)."""
+
+
+class Damaged(Unusable):
+    """There, but not the pinned bytes."""
+
 
 def _keep(data: bytes, file: DebianFile, where: str) -> str | None:
     """Write ``data`` as ``file`` when it has the pinned SHA-256; else the reason it was not kept."""

@@ -133,15 +133,11 @@ def available(names) -> list[str]:
 
 def _sample_array(name: str) -> np.ndarray:
     if name in _DEBIAN:
-        copy = _registry()[name].debian
-        status = copy.status()
-        if status == "missing":
-            raise FileNotFoundError(f"The sample photo '{name}' comes from Debian's {copy.package} package and "
-                                    f"is not at {copy.path}. On Debian or Ubuntu: {REFETCH}")
-        if status == "damaged":
-            raise ImageError(f"{copy.path} does not match the SHA-256 pinned for the sample photo '{name}' "
-                             f"(damaged or altered); fetch it again: {REFETCH}")
-        return _open(copy.path, f"'{copy.path}'")
+        try:
+            path = _registry()[name].debian.checked(f"The sample photo '{name}'", REFETCH)
+        except debian.Damaged as err:                   # a file that is there but wrong: a bad image
+            raise ImageError(str(err)) from None
+        return _open(path, f"'{path}'")
     if _SAMPLES[name][0] == "scikit-image":
         import skimage.data
         return getattr(skimage.data, name)()

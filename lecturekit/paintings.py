@@ -141,14 +141,10 @@ def from_debian(name: str) -> Path:
     copy = painting.debian
     if copy is None:
         raise PaintingUnavailable(f"no Debian package carries {painting.title}")
-    status = copy.status()
-    if status == "missing":
-        raise PaintingUnavailable(f"Debian's {copy.package} copy is not in {copy.path.parent} either "
-                                  f"(on Debian or Ubuntu: {REFETCH})")
-    if status == "damaged":
-        raise PaintingUnavailable(f"{copy.path} does not match the SHA-256 pinned for Debian's copy of "
-                                  f"{painting.title} (damaged or altered); fetch it again: {REFETCH}")
-    return copy.path
+    try:
+        return copy.checked(painting.title, REFETCH)
+    except debian.Unusable as err:
+        raise PaintingUnavailable(str(err)) from None
 
 
 def fetch(name: str, timeout: float | None = None) -> Path:

@@ -39,7 +39,7 @@ def test_debian_photos_are_listed_with_their_source_and_said_missing_once(capsys
     assert out.count("\n") == 1 and "are not at hand (squirrel," in out
     assert "python -m lecturekit download photos" in out
     with pytest.raises(FileNotFoundError, match=r"'eagle' comes from Debian's darknet package and is not at .*eagle"
-                                                r".jpg. On Debian or Ubuntu: python -m lecturekit download photos"):
+                                                r".jpg \(on Debian or Ubuntu: python -m lecturekit download photos\)"):
         images.load("eagle")
 
 

@@ -87,7 +87,7 @@ def test_offline_falls_back_without_touching_the_network(monkeypatch, capsys):
     img = paintings.load("starry_night", size=32, fallback="flower")
     out = capsys.readouterr().out
     assert "LECTUREKIT_OFFLINE" in out and img.shape == (1, 3, 32, 32)
-    assert "Debian's opencv-doc copy is not in" in out and "python -m lecturekit download paintings" in out
+    assert "comes from Debian's opencv-doc package and is not at" in out and "python -m lecturekit download paintings" in out
     with pytest.raises(ValueError, match="unknown painting 'mona_lisa'. Valid: starry_night"):
         paintings.load("mona_lisa")
 
