@@ -365,12 +365,9 @@ class _DeconvReLU(torch.autograd.Function):
         return grad.clamp(min=0), None, None
 
 
-#: The activations the modified backward rules replace: ReLU, and clamps to a range (ReLU6 and
-#: other ``nn.Hardtanh``s with a lower bound of 0), as EfficientNet-Lite and MobileNetV2 use.
-RECTIFIERS = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
-
-
 def _rectifier(m: nn.Module) -> bool:
+    """Does a modified backward rule replace this activation? ReLU, and clamps to a range with a lower
+    bound of 0 (``nn.ReLU6`` and other ``nn.Hardtanh``s), as EfficientNet-Lite and MobileNetV2 use."""
     return isinstance(m, nn.ReLU) or (isinstance(m, nn.Hardtanh) and m.min_val == 0)
 
 

@@ -25,8 +25,9 @@ from torch import nn
 
 from . import features, hooks
 
-_UNCHANGED = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.Hardswish, nn.LeakyReLU, nn.GELU, nn.Sigmoid, nn.Tanh, nn.BatchNorm2d, nn.Dropout, nn.Dropout2d,
-              nn.Identity, nn.LocalResponseNorm, nn.InstanceNorm2d, nn.GroupNorm)
+_UNCHANGED = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.Hardswish, nn.LeakyReLU, nn.GELU, nn.Sigmoid, nn.Tanh,
+              nn.BatchNorm2d, nn.Dropout, nn.Dropout2d, nn.Identity, nn.LocalResponseNorm, nn.InstanceNorm2d,
+              nn.GroupNorm)
 
 
 @dataclass(frozen=True)
