@@ -85,8 +85,9 @@ def main(argv=None) -> int:
             print(f"  {name:14s} {state:7s} {paintings.path(name)}")
             if painting.debian is not None:
                 print(f"  {'':14s} {painting.debian.status():7s} {painting.debian.path} (Debian's copy)")
-        missing = [s.name for s in images.samples(include_missing=True).values() if not s.available]
-        print(f"  sample photos: {len(images.samples(include_missing=True)) - len(missing)} at hand (Debian's in "
+        every = images.samples(include_missing=True)
+        missing = [s.name for s in every.values() if not s.available]
+        print(f"  sample photos: {len(every) - len(missing)} at hand (Debian's in "
               f"{debian.cache_dir() / 'debian'})"
               + (f"; not at hand: {', '.join(missing)} ({images.REFETCH})" if missing else ""))
         return 0
