@@ -19,7 +19,6 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from torchvision.models import get_model  # noqa: E402
 
 import lecturekit as lk  # noqa: E402
-from lecturekit import ascent as A  # noqa: E402
 
 
 def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
@@ -34,15 +33,17 @@ def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
 def step_flops(model, objective, size, preprocess) -> float:
     img = torch.rand(1, 3, size, size, requires_grad=True)
     with FlopCounterMode(display=False) as counter:
-        acts, logits = A.forward(model, preprocess(img), list(objective.layers), objective.needs_logits)
+        acts, logits = lk.hooks.run(model, preprocess(img), list(objective.layers), stop=not objective.needs_logits,
+                                     detach=False)
         (-objective(acts, logits).sum()).backward()
     return counter.get_total_flops()
 
 
 def measure(model, objective, size, preprocess, steps):
-    A.ascend(model, objective, A.Pixels.grey(1, 3, size, size), preprocess, steps=3, progress=False)   # warm-up
+    grey = lk.ascent.Pixels.grey
+    lk.ascent.ascend(model, objective, grey(1, 3, size, size), preprocess, steps=3, progress=False)   # warm-up
     start = time.perf_counter()
-    A.ascend(model, objective, A.Pixels.grey(1, 3, size, size), preprocess, steps=steps, progress=False)
+    lk.ascent.ascend(model, objective, grey(1, 3, size, size), preprocess, steps=steps, progress=False)
     per_step = (time.perf_counter() - start) / steps
     return 1 / per_step, step_flops(model, objective, size, preprocess) / per_step / 1e9
 
@@ -52,10 +53,11 @@ def main():
     teaching = lk.zoo.load("teaching")
     squeeze = lk.zoo.prepare(get_model("squeezenet1_1"))
     norm, _ = lk.zoo.normalizer()
-    cases = [("SqueezeNet 1.1, 224 px, class score", squeeze, A.class_score(1), 224, norm, 20),
-             ("SqueezeNet 1.1, 224 px, features.7 channel (stops early)", squeeze, A.channel("features.7", 3), 224, norm, 20),
-             ("teaching, 28 px, class score", teaching.model, A.class_score(1), 28, teaching.preprocess, 200),
-             ("teaching, 224 px, class score", teaching.model, A.class_score(1), 224, teaching.preprocess, 20)]
+    cases = [("SqueezeNet 1.1, 224 px, class score", squeeze, lk.ascent.class_score(1), 224, norm, 20),
+             ("SqueezeNet 1.1, 224 px, features.7 channel (stops early)", squeeze, lk.ascent.channel("features.7", 3),
+              224, norm, 20),
+             ("teaching, 28 px, class score", teaching.model, lk.ascent.class_score(1), 28, teaching.preprocess, 200),
+             ("teaching, 224 px, class score", teaching.model, lk.ascent.class_score(1), 224, teaching.preprocess, 20)]
     print(f"threads: {torch.get_num_threads()}, torch {torch.__version__}; "
           f"float32 matmul 2048x2048: {peak:.1f} GFLOP/s\n")
     print("| loop | steps/s | GFLOP/s | fraction of matmul |\n|---|---|---|---|")

@@ -19,7 +19,6 @@ import torch  # noqa: E402
 from torchvision.models import get_model  # noqa: E402
 
 import lecturekit as lk  # noqa: E402
-from lecturekit import attribution as A  # noqa: E402
 
 
 def timed(fn, repeat=5):
@@ -61,17 +60,17 @@ def main():
     for label, (model, x, layer) in models.items():
         base = timed(lambda: forward_backward(model, x, 1))
         print(f"| {label} | forward+backward | {1000 * base:.1f} | 1.00 |")
-        runs = {"saliency": lambda: A.saliency(model, x, 1),
-                "deconvnet": lambda: A.deconvnet(model, x, 1),
-                "guided backprop": lambda: A.guided_backprop(model, x, 1),
-                "Grad-CAM": lambda: A.grad_cam(model, x, 1, layer=layer),
-                "guided Grad-CAM": lambda: A.guided_grad_cam(model, x, 1, layer=layer)}
+        runs = {"saliency": lambda: lk.attribution.saliency(model, x, 1),
+                "deconvnet": lambda: lk.attribution.deconvnet(model, x, 1),
+                "guided backprop": lambda: lk.attribution.guided_backprop(model, x, 1),
+                "Grad-CAM": lambda: lk.attribution.grad_cam(model, x, 1, layer=layer),
+                "guided Grad-CAM": lambda: lk.attribution.guided_grad_cam(model, x, 1, layer=layer)}
         if label.startswith("teaching"):
-            runs["CAM"] = lambda: A.cam(model, x, 1)
+            runs["CAM"] = lambda: lk.attribution.cam(model, x, 1)
         for name, fn in runs.items():
             t = timed(fn)
             print(f"| {label} | {name} | {1000 * t:.1f} | {t / base:.2f} |")
-        t = timed(lambda: A.occlusion(model, x, 1, patch=32, stride=16), repeat=2)
+        t = timed(lambda: lk.attribution.occlusion(model, x, 1, patch=32, stride=16), repeat=2)
         print(f"| {label} | occlusion (32 px patch, stride 16, 169 windows) | {1000 * t:.0f} | {t / base:.1f} |")
 
     print("\nOcclusion on SqueezeNet 1.1, 224 px, 32 px patch, stride 16:\n")
@@ -79,13 +78,15 @@ def main():
     x = models["SqueezeNet 1.1"][1]
     variants = {"naive loop, one window per forward pass": lambda: naive_occlusion(squeeze, x, 1, 32, 16)}
     for bs in (64, 32, 8):
-        variants[f"batched, batch {bs}, channels_last"] = lambda bs=bs: A.occlusion(squeeze, x, 1, patch=32, stride=16, batch_size=bs)
+        variants[f"batched, batch {bs}, channels_last"] = \
+            lambda bs=bs: lk.attribution.occlusion(squeeze, x, 1, patch=32, stride=16, batch_size=bs)
     variants["lecturekit default (batch ~400k pixels = 8 here, channels_last)"] = \
-        lambda: A.occlusion(squeeze, x, 1, patch=32, stride=16)
+        lambda: lk.attribution.occlusion(squeeze, x, 1, patch=32, stride=16)
     for name, fn in variants.items():
         print(f"| {name} | {timed(fn, repeat=2):.2f} |")
     with torch.inference_mode():
-        print(f"| naive loop under inference_mode | {timed(variants['naive loop, one window per forward pass'], 2):.2f} |")
+        naive = timed(variants["naive loop, one window per forward pass"], 2)
+        print(f"| naive loop under inference_mode | {naive:.2f} |")
     params = [p for p in squeeze.parameters() if p.dim() == 4]
     assert all(p.is_contiguous() for p in params)           # the model's layout is given back
 

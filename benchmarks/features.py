@@ -70,15 +70,17 @@ def main():
                  "<= 150 ms"))
 
     nn_imgs = [imgs[i] for i in range(14)]
-    view = lk.widgets.Interactive(lambda q: lk.plotting.image_grid(nn_imgs[q:] + nn_imgs[:q], [str(i) for i in range(14)],
-                                                                    ncols=7, size=1.7), {"q": (0, 13)}, show=False)
+    def rotated(q):
+        return lk.plotting.image_grid(nn_imgs[q:] + nn_imgs[:q], [str(i) for i in range(14)], ncols=7, size=1.7)
+
+    view = lk.widgets.Interactive(rotated, {"q": (0, 13)}, show=False)
     times = []
     for q in range(1, 11):
         start = time.perf_counter()
         view.set(q=q)
         times.append(time.perf_counter() - start)
-    rows.append(("widget update, 2x7 image grid (notebook 03's neighbours)", f"{1000 * statistics.median(times):.0f} ms",
-                 "<= 150 ms"))
+    rows.append(("widget update, 2x7 image grid (notebook 03's neighbours)",
+                 f"{1000 * statistics.median(times):.0f} ms", "<= 150 ms"))
 
     print(f"threads: {torch.get_num_threads()}, torch {torch.__version__}\n")
     print("| measurement | result | target |\n|---|---|---|")

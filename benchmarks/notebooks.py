@@ -35,7 +35,8 @@ def run_one(path: Path, mode: str, save: Path | None = None) -> dict:
     from nbclient import NotebookClient
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
     wall = time.perf_counter() - start
     if save:                               # the executed notebook, figures included, to look at afterwards
         save.mkdir(parents=True, exist_ok=True)
@@ -47,8 +48,9 @@ def run_one(path: Path, mode: str, save: Path | None = None) -> dict:
 def measure(path: Path, mode: str, torch_home: str | None = None, save: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as empty:
         home = torch_home or empty
-        env = {**os.environ, "LECTUREKIT_OFFLINE": "1", "LECTUREKIT_STANDINS": "1", "LECTUREKIT_DEVICE": "cpu", "TORCH_HOME": home,
-               "MPLBACKEND": "module://matplotlib_inline.backend_inline", "LECTUREKIT_QUICK": "1" if mode == "quick" else "0"}
+        env = {**os.environ, "LECTUREKIT_OFFLINE": "1", "LECTUREKIT_STANDINS": "1", "LECTUREKIT_DEVICE": "cpu",
+               "TORCH_HOME": home, "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+               "LECTUREKIT_QUICK": "1" if mode == "quick" else "0"}
         env.pop("LECTUREKIT_MODEL", None)
         if torch_home:                     # the torchvision path: SqueezeNet as the chosen model
             env["LECTUREKIT_MODEL"] = "squeezenet1_1"
@@ -93,8 +95,8 @@ def main() -> None:
     print(head)
     print("|---" * (1 + 2 * len(args.modes)) + "|")
     for stem, r in rows.items():
-        print(f"| {stem} | " + " | ".join("failed | -" if r[m].get("failed") else f"{r[m]['seconds']} | {r[m]['peak_mb']}"
-                                          for m in args.modes) + " |")
+        cells = ["failed | -" if r[m].get("failed") else f"{r[m]['seconds']} | {r[m]['peak_mb']}" for m in args.modes]
+        print(f"| {stem} | " + " | ".join(cells) + " |")
     totals = {m: sum(r[m]["seconds"] for r in rows.values()) for m in args.modes}
     peaks = {m: max(r[m]["peak_mb"] for r in rows.values()) for m in args.modes}
     print("| **all** | " + " | ".join(f"{totals[m]:.1f} | {peaks[m]}" for m in args.modes) + " |")

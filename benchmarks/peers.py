@@ -45,7 +45,6 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from torchvision.models import get_model  # noqa: E402
 
 import lecturekit as lk  # noqa: E402
-from lecturekit import ascent as A, attribution as AT, faststyle as FS, style as S  # noqa: E402
 
 PEERS = {"captum": "captum", "pytorch_grad_cam": "grad-cam", "lucent": "torch-lucent"}
 
@@ -184,13 +183,13 @@ def models(names, size):
 
 
 def attribution_rows(names, size, steps, samples, patch):
-    from captum.attr import (Deconvolution, GuidedBackprop, IntegratedGradients, LayerAttribution,
+    from captum.attr import (Deconvolution, DeepLift, GuidedBackprop, IntegratedGradients, LayerAttribution,
                              LayerGradCam, NoiseTunnel, Occlusion, Saliency)
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     rows, notes, target = [], [], 1
-    has_ig, has_sg = hasattr(AT, "integrated_gradients"), hasattr(AT, "smoothgrad")
+    has_ig, has_sg = hasattr(lk.attribution, "integrated_gradients"), hasattr(lk.attribution, "smoothgrad")
     if not has_ig:
         notes.append("integrated gradients: lecturekit.attribution.integrated_gradients is not in this "
                      "version; row skipped")
@@ -211,33 +210,41 @@ def attribution_rows(names, size, steps, samples, patch):
 
         g = f"{name} {size} px"
         rows += [Row(g, f"{name}: saliency", "captum Saliency",
-                     lambda m=model, x=x: AT.saliency(m, x, target),
+                     lambda m=model, x=x: lk.attribution.saliency(m, x, target),
                      lambda m=model, x=x: Saliency(m).attribute(x, target=target)),
                  Row(g, f"{name}: guided backprop", "captum GuidedBackprop",
-                     lambda m=model, x=x: AT.guided_backprop(m, x, target),
+                     lambda m=model, x=x: lk.attribution.guided_backprop(m, x, target),
                      lambda m=model, x=x: GuidedBackprop(m).attribute(x, target=target)),
                  Row(g, f"{name}: deconvnet", "captum Deconvolution",
-                     lambda m=model, x=x: AT.deconvnet(m, x, target),
+                     lambda m=model, x=x: lk.attribution.deconvnet(m, x, target),
                      lambda m=model, x=x: Deconvolution(m).attribute(x, target=target))]
         if has_ig:
             rows.append(Row(g, f"{name}: integrated gradients, {steps} steps", "captum IntegratedGradients",
-                            lambda m=model, x=x: AT.integrated_gradients(m, x, target, steps=steps),
+                            lambda m=model, x=x: lk.attribution.integrated_gradients(m, x, target, steps=steps),
                             lambda m=model, x=x: IntegratedGradients(m).attribute(
                                 x, torch.zeros_like(x), target=target, n_steps=steps)))
+        if name != "resnet18":                      # captum refuses ResNet's reused ReLU modules
+            rows.append(Row(g, f"{name}: DeepLIFT (Rescale), zero baseline", "captum DeepLift",
+                            lambda m=model, x=x: lk.attribution.deeplift(m, x, target),
+                            lambda m=model, x=x: DeepLift(m).attribute(x, torch.zeros_like(x), target=target)))
         if has_sg:
             rows.append(Row(g, f"{name}: SmoothGrad, {samples} samples", "captum NoiseTunnel(Saliency)",
-                            lambda m=model, x=x: AT.smoothgrad(m, x, target, samples=samples, noise=0.15,
-                                                               generator=torch.Generator().manual_seed(0)),
+                            lambda m=model, x=x: lk.attribution.smoothgrad(m, x, target, samples=samples, noise=0.15,
+                                                                           generator=torch.Generator().manual_seed(0)),
                             lambda m=model, x=x, s=sigma: NoiseTunnel(Saliency(m)).attribute(
                                 x, nt_type="smoothgrad", nt_samples=samples, stdevs=s, target=target)))
-        rows += [Row(g, f"{name}: Grad-CAM at {layer}", "pytorch-grad-cam GradCAM",
-                     lambda m=model, x=x, layer=layer: AT.grad_cam(m, x, target, layer=layer), gradcam_peer),
-                 Row(g, f"{name}: Grad-CAM at {layer}", "captum LayerGradCam + interpolate",
-                     lambda m=model, x=x, layer=layer: AT.grad_cam(m, x, target, layer=layer), layergradcam_peer)]
+
+        def grad_cam(m=model, x=x, layer=layer):
+            return lk.attribution.grad_cam(m, x, target, layer=layer)
+
+        rows += [Row(g, f"{name}: Grad-CAM at {layer}", "pytorch-grad-cam GradCAM", grad_cam, gradcam_peer),
+                 Row(g, f"{name}: Grad-CAM at {layer}", "captum LayerGradCam + interpolate", grad_cam,
+                     layergradcam_peer)]
         windows = ((size - patch) // patch + 1) ** 2
         rows.append(Row(g, f"{name}: occlusion, {patch} px patch and stride ({windows} windows), batch 8",
                         "captum Occlusion",
-                        lambda m=model, x=x: AT.occlusion(m, x, target, patch=patch, stride=patch, batch_size=8),
+                        lambda m=model, x=x: lk.attribution.occlusion(m, x, target, patch=patch, stride=patch,
+                                                                      batch_size=8),
                         lambda m=model, x=x: Occlusion(m).attribute(
                             x, sliding_window_shapes=(3, patch, patch), strides=(3, patch, patch), baselines=0.0,
                             target=target, perturbations_per_eval=8)))
@@ -258,12 +265,13 @@ def ascent_rows(names, steps):
     for name in names:
         model = lk.zoo.prepare(get_model(name, weights=None))
         layer = layers[name]
-        objective = A.channel(layer, 3)
+        objective = lk.ascent.channel(layer, 3)
 
         def mine(model=model, objective=objective):
-            A.ascend(model, objective, A.Fourier(1, 128, 128, generator=torch.Generator().manual_seed(0)),
-                     preprocess, steps=steps, lr=0.05,
-                     transforms=[A.jitter(8), A.random_scale(scales), A.jitter(4), upsample], progress=False)
+            start = lk.ascent.Fourier(1, 128, 128, generator=torch.Generator().manual_seed(0))
+            shake = [lk.ascent.jitter(8), lk.ascent.random_scale(scales), lk.ascent.jitter(4), upsample]
+            lk.ascent.ascend(model, objective, start, preprocess, steps=steps, lr=0.05, transforms=shake,
+                             progress=False)
 
         def theirs(model=model, layer=layer):
             # lucent leaves its hooks on the model it is given: a fresh copy each call keeps rounds equal
@@ -400,8 +408,9 @@ def lecturekit_on_tutorial(cnn):
     from collections import OrderedDict
     model = lk.zoo.prepare(nn.Sequential(OrderedDict(zip(names, layers))))
     preprocess, _ = lk.zoo.normalizer()
-    return S.FeatureNet(model, preprocess, "the tutorial's VGG-19 layers", False, style_layers=list(TUTORIAL_STYLE),
-                        content_layer=TUTORIAL_CONTENT, depths=list(TUTORIAL_STYLE))
+    return lk.style.FeatureNet(model, preprocess, "the tutorial's VGG-19 layers", False,
+                               style_layers=list(TUTORIAL_STYLE), content_layer=TUTORIAL_CONTENT,
+                               depths=list(TUTORIAL_STYLE))
 
 
 def style_rows(size, evaluations):
@@ -410,12 +419,12 @@ def style_rows(size, evaluations):
     cnn = vgg19_features()
     model, style_losses, content_losses = tutorial_model(cnn, style_img, content)
     net = lecturekit_on_tutorial(cnn)
-    objective = S.style_objective(net, style_img, content_img=content, style_weight=10.0)
+    style_loss = lk.style.style_loss(net, style_img, content_img=content, style_weight=10.0)
     img = content.clone().requires_grad_(True)
 
     def mine_eval():                          # as ascent's loop does it
-        acts, _ = A.forward(net.model, net.preprocess(img), objective.layers, needs_logits=False)
-        loss = -objective(acts, None).sum()
+        acts, _ = lk.hooks.run(net.model, net.preprocess(img), style_loss.layers, detach=False)
+        loss = style_loss(acts).sum()
         del acts                               # held through backward, they could not be freed as it goes
         loss.backward()
         img.grad = None
@@ -428,7 +437,7 @@ def style_rows(size, evaluations):
     rows = [Row(g, f"Gatys loss evaluation (forward + backward), VGG-19 to conv_5, {size} px",
                 "PyTorch neural-style tutorial", mine_eval, theirs_eval, count_flops=True),
             Row(g, f"Gatys run, {evaluations} L-BFGS evaluations, {size} px", "PyTorch neural-style tutorial",
-                lambda: S.transfer(net, content, style_img, steps=evaluations, tv_weight=0, progress=False),
+                lambda: lk.style.transfer(net, content, style_img, steps=evaluations, tv_weight=0, progress=False),
                 lambda: tutorial_run(*tutorial_model(cnn, style_img, content), content, evaluations))]
     return rows, (net, model, style_losses, content_losses, content, style_img)
 
@@ -549,8 +558,8 @@ class TransformerNet(nn.Module):
 def faststyle_rows(sizes):
     gen = torch.Generator().manual_seed(0)
     theirs = TransformerNet().eval()
-    same = FS.TransformNet(1, width=32, blocks=5, upsample="nearest").eval()      # the examples' layers
-    shipped, _ = FS.load()
+    same = lk.faststyle.TransformNet(1, width=32, blocks=5, upsample="nearest").eval()      # the examples' layers
+    shipped, _ = lk.faststyle.load()
     rows = []
     for size in sizes:
         photo = torch.rand(1, 3, size, size, generator=gen)

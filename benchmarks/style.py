@@ -22,7 +22,6 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import lecturekit as lk  # noqa: E402
-from lecturekit import ascent as A, faststyle as FS, style as S  # noqa: E402
 from ascent import matmul_gflops  # noqa: E402  (benchmarks/ascent.py)
 
 CONTENT, STYLE = "chelsea", "hubble_deep_field"
@@ -31,12 +30,12 @@ CONTENT, STYLE = "chelsea", "hubble_deep_field"
 def iteration(net, size):
     """Seconds and FLOPs of one loss evaluation (content + style + TV, forward and backward)."""
     content = lk.images.load(CONTENT, size=size)
-    objective = S.style_objective(net, lk.images.load(STYLE, size=size), content_img=content)
+    loss = lk.style.style_loss(net, lk.images.load(STYLE, size=size), content_img=content)
     img = content.clone().requires_grad_(True)
 
     def once():
-        acts, _ = A.forward(net.model, net.preprocess(img), objective.layers, needs_logits=False)
-        (-objective(acts, None).sum() + A.tv(1e-3)(img, None).sum()).backward()
+        acts, _ = lk.hooks.run(net.model, net.preprocess(img), loss.layers, detach=False)
+        (loss(acts).sum() + 1e-3 * lk.losses.total_variation(img).sum()).backward()
     once()
     with FlopCounterMode(display=False) as counter:
         once()
@@ -49,10 +48,10 @@ def iteration(net, size):
 
 def time_to_loss(net, size, steps):
     content, style_img = lk.images.load(CONTENT, size=size), lk.images.load(STYLE, size=size)
-    runs = {opt: S.transfer(net, content, style_img, steps=steps, optimizer=opt, progress=False)
+    runs = {opt: lk.style.transfer(net, content, style_img, steps=steps, optimizer=opt, progress=False)
             for opt in ("lbfgs", "adam")}
-    goal = -runs["adam"].history[-1]
-    return goal, {opt: next(t for t, h in zip(r.seconds, r.history) if -h <= goal) for opt, r in runs.items()}
+    goal = runs["adam"].history[-1]
+    return goal, {opt: next(t for t, h in zip(r.seconds, r.history) if h <= goal) for opt, r in runs.items()}
 
 
 def checkerboard_period(net, size=64, steps=150):
@@ -60,7 +59,7 @@ def checkerboard_period(net, size=64, steps=150):
     board = ((y // 8 + x // 8) % 2).float()[None, None].expand(1, 3, 96, 96).clone()
     out = {}
     for depth in net.depths:
-        img = S.synthesize(net, board, size, steps=steps, layers=net.layers_up_to(depth), progress=False).image
+        img = lk.style.synthesize(net, board, size, steps=steps, layers=net.layers_up_to(depth), progress=False).image
         g = img.mean(1)[0] - img.mean()
         out[depth] = float(((g[:, 8:] * g[:, :-8]).mean() + (g[8:] * g[:-8]).mean()) / (2 * g.pow(2).mean()))
     return out
@@ -70,8 +69,8 @@ def main():
     peak = matmul_gflops()
     print(f"threads: {torch.get_num_threads()}, torch {torch.__version__}; "
           f"float32 matmul 2048x2048: {peak:.1f} GFLOP/s\n")
-    vgg = S.feature_net("vgg16-random", last="relu4_1")
-    multi = S.feature_net("random-multiscale")
+    vgg = lk.style.feature_net("vgg16-random", last="relu4_1")
+    multi = lk.style.feature_net("random-multiscale")
     print("| style-transfer iteration at 256 px | s/iteration | GFLOP/iteration | GFLOP/s | fraction of matmul |")
     print("|---|---|---|---|---|")
     per_iter = {}
@@ -86,7 +85,7 @@ def main():
     goal, times = time_to_loss(multi, 256, 100)
     print(f"| loss {goal:.3f} | {times['lbfgs']:.1f} | {times['adam']:.1f} |")
 
-    cin, _ = FS.load()
+    cin, _ = lk.faststyle.load()
     print("\n| fast-style forward pass | seconds | 100 optimisation iterations (s) | speed-up |")
     print("|---|---|---|---|")
     for size in (256, 512):
@@ -104,7 +103,7 @@ def main():
           "autocorrelation at half a period, smallest -> largest layer set (exemplar: -1) |")
     print("|---|---|")
     for label, source in (("VGG-16, random weights", "vgg16-random"), ("random filters 1-15 px", "random-multiscale")):
-        ac = checkerboard_period(S.feature_net(source))
+        ac = checkerboard_period(lk.style.feature_net(source))
         print(f"| {label} | " + ", ".join(f"{d} {v:+.2f}" for d, v in ac.items()) + " |")
 
 

@@ -13,8 +13,9 @@ import importlib
 from .config import pick, quick
 
 __version__ = "0.1.0"
-_SUBMODULES = ("ascent", "attribution", "claims", "config", "faststyle", "features", "gallery", "hooks", "images", "paintings",
-               "plotting", "receptive", "sanity", "style", "teaching", "texture", "vit", "widgets", "zoo")
+_SUBMODULES = ("ascent", "attribution", "checks", "claims", "config", "faststyle", "features", "gallery", "hooks", "images",
+               "losses", "paintings", "plotting", "receptive", "sanity", "style", "teaching", "texture", "vit", "weights",
+               "widgets", "zoo")
 __all__ = [*_SUBMODULES, "pick", "quick"]
 
 

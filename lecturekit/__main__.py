@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import config, debian, efficientnet, images, paintings, zoo
+from . import config, debian, efficientnet, images, npm, paintings, weights, zoo
 
 #: The ImageNet models the notebooks use (prefetched by Binder's postBuild).
 NOTEBOOK_MODELS = list(zoo.IMAGENET)
@@ -16,8 +16,8 @@ def main(argv=None) -> int:
     dl = sub.add_parser("download", help="fetch ImageNet weights (any torchvision classification model) into the "
                         "torch hub cache, and the paintings and sample photos")
     dl.add_argument("names", nargs="*", help=f"models, 'paintings' for the style images, 'photos' for the sample "
-                    f"photos from Debian's packages (default: all the notebooks use: {', '.join(NOTEBOOK_MODELS)}, "
-                    "paintings, photos)")
+                    f"photos from Debian's packages, 'slides' for reveal.js and MathJax from the npm registry "
+                    f"(default: all the notebooks use: {', '.join(NOTEBOOK_MODELS)}, paintings, photos)")
     sub.add_parser("info", help="settings and which weights are cached")
     for command, what in (("gallery", "render them to HTML with their figures"),
                           ("slides", "make a reveal.js deck of each one's figures")):
@@ -27,16 +27,13 @@ def main(argv=None) -> int:
                          help="folder to find notebooks in (default: ./notebooks, else the checkout's)")
         run.add_argument("--out", default=command, help=f"output folder (default: {command})")
         run.add_argument("--quick", action="store_true", help="quick mode: small sizes, for a fast check")
-        if command == "slides":
-            run.add_argument("--reveal-prefix", metavar="URL", help="where reveal.js is (default: a CDN)")
     args = parser.parse_args(argv)
 
     if args.command == "slides":
         from . import render, slides
         try:
-            results = slides.build(render.find(args.notebooks, args.folder), args.out, quick=args.quick,
-                                   reveal_prefix=args.reveal_prefix)
-        except (FileNotFoundError, ImportError) as err:
+            results = slides.build(render.find(args.notebooks, args.folder), args.out, quick=args.quick)
+        except (OSError, ImportError, npm.Unavailable) as err:   # no such notebook, an output folder that cannot be made
             print(err, file=sys.stderr)
             return 2
         failed = {k: v["status"] for k, v in results.items() if v["status"] != "ok"}
@@ -49,7 +46,7 @@ def main(argv=None) -> int:
         from . import render
         try:
             results = render.render(render.find(args.notebooks, args.folder), args.out, quick=args.quick)
-        except (FileNotFoundError, ImportError) as err:
+        except (OSError, ImportError) as err:         # no such notebook, an output folder that cannot be made
             print(err, file=sys.stderr)
             return 2
         failed = {k: v for k, v in results.items() if v != "ok"}
@@ -78,8 +75,8 @@ def main(argv=None) -> int:
                 where, state = f"missing: {efficientnet.INSTALL}", "missing"
             print(f"  {name:14s} {state:7s} {where}")
         for name in zoo.IMAGENET:
-            state = "cached" if zoo.is_cached(name) else "missing"
-            print(f"  {name:14s} {state:7s} {zoo.weights_path(name)} ({zoo.weights_size_mb(name):.0f} MB)")
+            state = "cached" if weights.is_cached(name) else "missing"
+            print(f"  {name:14s} {state:7s} {weights.weights_path(name)} ({weights.weights_size_mb(name):.0f} MB)")
         for name, painting in paintings.PAINTINGS.items():
             state = "cached" if paintings.path(name).is_file() else "missing"
             print(f"  {name:14s} {state:7s} {paintings.path(name)}")
@@ -116,6 +113,15 @@ def _from_debian(packages: set[str]) -> bool:
 def download(names: list[str]) -> int:
     """``python -m lecturekit download [names]``: the exit status (1 when something could not be had)."""
     names = names or [*NOTEBOOK_MODELS, "paintings", "photos"]
+    if "slides" in names:
+        names = [n for n in names if n != "slides"]
+        try:
+            print(f"slides: {', '.join(str(p) for p in npm.fetch())}")
+        except npm.Unavailable as err:
+            print(err, file=sys.stderr)
+            return 1
+        if not names:
+            return 0
     for name in [n for n in names if n in zoo.PACKAGED]:      # nothing to fetch: installed with lecturekit
         try:
             print(f"{name}: {efficientnet.weights_file()} (installed with {efficientnet.PACKAGE})")
@@ -125,7 +131,7 @@ def download(names: list[str]) -> int:
     names = [n for n in names if n not in zoo.PACKAGED]
     if not names:
         return 0
-    bad = [n for n in names if n not in zoo.torchvision_names() and n not in ("paintings", "photos")]
+    bad = [n for n in names if n not in weights.torchvision_names() and n not in ("paintings", "photos")]
     if bad:
         valid = ", ".join([*zoo.PACKAGED, *zoo.IMAGENET])
         print(f"Unknown model(s): {', '.join(bad)}. Valid: {valid}, paintings, photos, or any "
@@ -134,7 +140,7 @@ def download(names: list[str]) -> int:
     failed = 0
     stalled: set[str] = set()                       # hosts that sent nothing: not asked again this run
     items = [(p, paintings.PAINTINGS[p].url) for p in paintings.PAINTINGS] if "paintings" in names else []
-    items = [(n, zoo._weights(n).url) for n in names if n not in ("paintings", "photos")] + items
+    items = [(n, weights.published(n).url) for n in names if n not in ("paintings", "photos")] + items
     to_debian: list[str] = []                       # paintings Wikimedia could not give
     for name, url in items:
         host = url.split("/")[2]
@@ -142,7 +148,7 @@ def download(names: list[str]) -> int:
             print(f"{name}: skipped, {host} did not answer for {config.net_timeout():g} s just before", file=sys.stderr)
         else:
             try:
-                path = paintings.from_wikimedia(name) if name in paintings.PAINTINGS else zoo.download(name)
+                path = paintings.from_wikimedia(name) if name in paintings.PAINTINGS else weights.download(name)
                 print(f"{name}: {path}")
                 continue
             except (paintings.PaintingUnavailable, zoo.WeightsUnavailable) as err:

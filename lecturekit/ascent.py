@@ -4,7 +4,8 @@ images, DeepDream and feature inversion (and later texture and style).
 The pieces are plain functions, kept apart as in lucid/lucent:
 
 * **what to maximise**: an ``Objective`` (``class_score``, ``channel``, ``neuron``,
-  ``layer_norm`` for DeepDream, ``feature_match`` for inversion), added and scaled like numbers;
+  ``layer_norm`` for DeepDream), added and scaled like numbers; or **what to minimise**: a
+  ``losses.Loss`` (``losses.feature_match`` for inversion, the style losses);
 * **how the image is parameterised**: ``Pixels`` (raw 0..1 pixels) or ``Fourier`` (a
   decorrelated colour, 1/f-scaled spectrum: Olah et al., "Feature Visualization", 2017);
 * **robustness transforms** applied before each forward pass (``jitter``, ``random_scale``);
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import attribution, hooks, images
+from . import checks, hooks, images, losses
 
 # ---------------------------------------------------------------- objectives
 
@@ -50,12 +51,12 @@ class Objective:
         return self.fn(acts, logits)
 
     def __add__(self, other: "Objective") -> "Objective":
-        return Objective(lambda a, l: self(a, l) + other(a, l), tuple(dict.fromkeys(self.layers + other.layers)),
+        return Objective(lambda acts, logits: self(acts, logits) + other(acts, logits), tuple(dict.fromkeys(self.layers + other.layers)),
                          self.needs_logits or other.needs_logits, f"{self.name} + {other.name}")
 
     def __mul__(self, k: float) -> "Objective":
         weight = f"{k:.3g}" if isinstance(k, (int, float)) else str(k)
-        return Objective(lambda a, l: k * self(a, l), self.layers, self.needs_logits, f"{weight} * {self.name}")
+        return Objective(lambda acts, logits: k * self(acts, logits), self.layers, self.needs_logits, f"{weight} * {self.name}")
 
     __rmul__ = __mul__
 
@@ -69,56 +70,36 @@ class Objective:
         return f"Objective({self.name})"
 
 
-def _whole(value, what: str, low: int = 0) -> int:
-    """``value`` as an int when it is a whole number >= ``low`` (Python or NumPy); else a clear error."""
-    if not (hooks.whole(value) and value >= low):
-        raise ValueError(f"{what} must be a whole number >= {low}, not {value!r}")
-    return int(value)
-
-
-def _rate(value, what: str) -> float:
-    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < math.inf):
-        raise ValueError(f"{what} must be a finite number > 0, not {value!r}")
-    return float(value)
-
-
-def _index(value: int, size: int, what: str) -> int:
-    _whole(value, what)
-    if not 0 <= value < size:
-        raise ValueError(f"{what} {value} is out of range: valid values are 0..{size - 1}")
-    return value
-
-
 def class_score(c: int) -> Objective:
     """The unnormalised score (logit) of class ``c``."""
-    c = _whole(c, "class")
-    return Objective(lambda a, logits: logits[:, _index(c, logits.shape[1], "class")], needs_logits=True,
+    c = checks.whole_number(c, "class")
+    return Objective(lambda a, logits: logits[:, checks.index(c, logits.shape[1], "class")], needs_logits=True,
                      name=f"class {c}")
 
 
 def channel(layer: str, c: int) -> Objective:
     """The mean activation of channel ``c`` of ``layer`` (over all positions)."""
-    c = _whole(c, f"channel of {layer}")
+    c = checks.whole_number(c, f"channel of {layer}")
 
     def fn(a, _):
         act = a[layer]
-        return act[:, _index(c, act.shape[1], f"channel of {layer}")].flatten(1).mean(1)
+        return act[:, checks.index(c, act.shape[1], f"channel of {layer}")].flatten(1).mean(1)
     return Objective(fn, [layer], name=f"{layer}:{c}")
 
 
 def neuron(layer: str, c: int, position: tuple[int, int] | None = None) -> Objective:
     """One unit: channel ``c`` of ``layer`` at ``position`` (row, col), by default the centre."""
-    c = _whole(c, f"channel of {layer}")
+    c = checks.whole_number(c, f"channel of {layer}")
 
     def fn(a, _):
         act = a[layer]
-        ch = _index(c, act.shape[1], f"channel of {layer}")
+        ch = checks.index(c, act.shape[1], f"channel of {layer}")
         if act.dim() == 2:
             return act[:, ch]
         h, w = act.shape[2:]
         r, col = position if position is not None else ((h - 1) // 2, (w - 1) // 2)
-        _index(r, h, f"row of {layer}")
-        _index(col, w, f"column of {layer}")
+        checks.index(r, h, f"row of {layer}")
+        checks.index(col, w, f"column of {layer}")
         return act[:, ch, r, col]
     return Objective(fn, [layer], name=f"{layer}:{c}@{position or 'centre'}")
 
@@ -126,21 +107,6 @@ def neuron(layer: str, c: int, position: tuple[int, int] | None = None) -> Objec
 def layer_norm(layer: str) -> Objective:
     """DeepDream: the mean squared activation of ``layer``; its gradient is the activation itself."""
     return Objective(lambda a, _: a[layer].pow(2).flatten(1).mean(1), [layer], name=f"|{layer}|^2")
-
-
-def feature_match(layer: str, target: torch.Tensor) -> Objective:
-    """Inversion: minus the relative squared distance of ``layer``'s activation to ``target``."""
-    target = target.detach()
-    scale = target.pow(2).flatten(1).sum(1).clamp_min(1e-12)
-
-    def fn(a, _):
-        act = a[layer]
-        if act.shape[1:] != target.shape[1:]:
-            raise ValueError(f"target features {tuple(target.shape)} do not match {layer}'s {tuple(act.shape)}")
-        if act.shape[0] == 1 and target.shape[0] == 1:      # one image: the fused loss keeps no difference
-            return -F.mse_loss(act, target, reduction="sum")[None] / scale
-        return -(act - target).pow(2).flatten(1).sum(1) / scale
-    return Objective(fn, [layer], name=f"match {layer}")
 
 
 # ---------------------------------------------------------------- parameterisations
@@ -228,6 +194,8 @@ class Fourier:
 
 def jitter(pixels: int) -> Callable:
     """Shift the image by a random offset of up to ``pixels`` in each direction (wrapping round)."""
+    pixels = checks.whole_number(pixels, "jitter pixels (the largest shift)")
+
     def transform(img, gen):
         dy, dx = torch.randint(-pixels, pixels + 1, (2,), generator=gen).tolist()
         return torch.roll(img, shifts=(dy, dx), dims=(2, 3))
@@ -252,11 +220,7 @@ def l2(weight: float) -> Callable:
 
 def tv(weight: float) -> Callable:
     """``weight`` x total variation (mean squared difference of neighbouring pixels) of the 0..1 image."""
-    def penalty(img, x):
-        dh = (img[..., 1:, :] - img[..., :-1, :]).pow(2).flatten(1).mean(1)
-        dw = (img[..., :, 1:] - img[..., :, :-1]).pow(2).flatten(1).mean(1)
-        return weight * (dh + dw)
-    return penalty
+    return lambda img, x: weight * losses.total_variation(img)
 
 
 # ---------------------------------------------------------------- post-step operations (raw pixels only)
@@ -280,8 +244,11 @@ def decay(rate: float) -> Callable:
 
 def blur_every(n: int, sigma: float) -> Callable:
     """A Gaussian blur of width ``sigma`` every ``n`` steps (removes high frequencies)."""
+    n = checks.whole_number(n, "n (blur every n steps)", least=1)
+    sigma = checks.finite_number(sigma, "sigma", least=0, meaning="the blur's width in pixels; 0 does not blur")
+
     def op(p, step):
-        if n > 0 and step % n == 0:
+        if step % n == 0:
             p.copy_(gaussian_blur(p, sigma))
     return op
 
@@ -313,16 +280,10 @@ def clamp() -> Callable:
 # ---------------------------------------------------------------- the loop
 
 
-def forward(model: nn.Module, x: torch.Tensor, layers: Sequence[str], needs_logits: bool):
-    """Activations of ``layers`` (kept in the graph) and the logits; without ``needs_logits`` the
-    forward pass stops after the last layer needed (the logits are then None)."""
-    return hooks.run(model, x, list(layers), stop=not needs_logits, detach=False)
-
-
 @dataclass
 class Result:
     image: torch.Tensor                          # (N, 3, H, W) in 0..1, detached
-    history: list[float]                         # objective (mean over images) before each step
+    history: list[float]                         # objective, or loss, (mean over images) before each step
     snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     steps: int = 0                               # steps taken (fewer than asked if ``until`` stopped it)
     seconds: list[float] = field(default_factory=list)   # time since the start at each history entry
@@ -332,9 +293,10 @@ def ascend(model: nn.Module, objective: Objective, param, preprocess: Callable |
            lr: float = 0.05, optimizer: str = "adam", transforms: Sequence[Callable] = (),
            penalties: Sequence[Callable] = (), post: Sequence[Callable] = (), normalize_grad: bool = False,
            snapshot_every: int = 0, until: Callable | None = None, seed: int = 0, progress: bool = True) -> Result:
-    """Maximise ``objective`` over the image made by ``param``, with the weights frozen.
+    """Maximise ``objective`` over the image made by ``param``, with the weights frozen; given a
+    ``losses.Loss`` instead, minimise it.
 
-    Each step: image -> ``transforms`` -> ``preprocess`` -> model; loss = -objective + penalties;
+    Each step: image -> ``transforms`` -> ``preprocess`` -> model; loss = -objective (or the Loss) + penalties;
     one optimiser step (Adam or plain SGD; with ``"lbfgs"`` one L-BFGS run of at most ``steps``
     evaluations, each counted as a step; ``normalize_grad`` divides the
     gradient by its mean absolute value, as DeepDream does); then the ``post`` operations on raw
@@ -364,14 +326,15 @@ def _checked_args(model, objective, param, preprocess, steps, lr, optimizer, tra
                   snapshot_every, until) -> tuple[int, float, int]:
     """Every argument of ``ascend`` checked before any work: (steps, lr, snapshot_every) as numbers.
     (Class and channel indices are checked on the first forward pass, where the sizes are known.)"""
+    checks.model(model)
     if optimizer not in ("adam", "sgd", "lbfgs"):
         raise ValueError(f"optimizer must be 'adam', 'sgd' or 'lbfgs', not {optimizer!r}")
-    steps = _whole(steps, "steps", 1)
-    lr = _rate(lr, "lr")
-    snapshot_every = _whole(snapshot_every, "snapshot_every (0 for none)")
-    if not isinstance(objective, Objective):
-        raise ValueError(f"objective must be an Objective (ascent.class_score(3), ascent.channel('relu3', 5), ...), "
-                         f"not {type(objective).__name__}")
+    steps = checks.whole_number(steps, "steps", 1)
+    lr = checks.positive_number(lr, "lr")
+    snapshot_every = checks.whole_number(snapshot_every, "snapshot_every (0 for none)")
+    if not isinstance(objective, (Objective, losses.Loss)):
+        raise ValueError(f"objective must be an Objective to maximise (ascent.class_score(3), ascent.channel('relu3', 5), "
+                         f"...) or a losses.Loss to minimise, not {type(objective).__name__}")
     if not (callable(getattr(param, "parameters", None)) and callable(getattr(param, "image", None))):
         raise ValueError(f"param must be an image parameterisation (ascent.Pixels or ascent.Fourier), "
                          f"not {type(param).__name__}")
@@ -392,8 +355,8 @@ def _checked_args(model, objective, param, preprocess, steps, lr, optimizer, tra
 
 
 class _Step:
-    """One evaluation: image -> transforms -> preprocess -> model -> loss = -objective + penalties,
-    then the gradient (unless ``until`` says the goal is reached)."""
+    """One evaluation: image -> transforms -> preprocess -> model -> loss = -objective (or the Loss)
+    + penalties, then the gradient (unless ``until`` says the goal is reached)."""
 
     def __init__(self, model, objective, param, preprocess, transforms, penalties, normalize_grad, until, gen):
         self.model, self.objective, self.param, self.preprocess = model, objective, param, preprocess
@@ -403,7 +366,7 @@ class _Step:
         self.device, self.dtype = p.device, p.dtype
 
     def __call__(self) -> tuple[torch.Tensor, float, torch.Tensor, bool]:
-        """(loss, objective averaged over the images, the image, whether ``until`` holds)."""
+        """(loss, objective or Loss averaged over the images, the image, whether ``until`` holds)."""
         for p in self.params:
             p.grad = None
         img = self.param.image()
@@ -412,10 +375,11 @@ class _Step:
             seen = t(seen, self.gen)
         seen = seen.to(device=self.device, dtype=self.dtype)          # the model's device and dtype
         x = self.preprocess(seen) if self.preprocess else seen
-        acts, logits = forward(self.model, x, self.objective.layers, self.objective.needs_logits or
-                               self.until is not None)
+        minimise = isinstance(self.objective, losses.Loss)
+        needs_logits = self.until is not None or not minimise and self.objective.needs_logits
+        acts, logits = hooks.run(self.model, x, list(self.objective.layers), stop=not needs_logits, detach=False)
         score = self.objective(acts, logits)
-        loss = -score.sum()
+        loss = score.sum() if minimise else -score.sum()
         for pen in self.penalties:
             loss = loss + pen(img, x).sum()
         done = self.until is not None and bool(self.until(logits))
@@ -495,15 +459,18 @@ def fgsm(model: nn.Module, img: torch.Tensor, labels: torch.Tensor, eps: float,
          preprocess: Callable | None = None) -> torch.Tensor:
     """Fast gradient sign method (Goodfellow et al. 2015): one step of size ``eps`` (in 0..1 pixel
     units) up the sign of the loss gradient, clipped to 0..1."""
+    model = checks.model(model)
     img = images.checked(img, "image to perturb")
     if not (isinstance(eps, numbers.Real) and 0 <= eps < math.inf):
         raise ValueError(f"eps must be a finite number >= 0 (a step in 0..1 pixel units), not {eps!r}")
-    labels = attribution._targets(labels, img.shape[0], model=model, what="target")
+    labels = checks.targets(labels, img.shape[0], net=model)
     with hooks.preserved(model):
         model.eval()
         img = img.detach().clone().requires_grad_(True)
         x = preprocess(img) if preprocess else img
-        loss = F.cross_entropy(model(x), labels.to(x.device))
+        logits = model(x)
+        labels = checks.targets(labels, img.shape[0], logits.shape[1], model)     # the class range
+        loss = F.cross_entropy(logits, labels.to(x.device))
         grad, = torch.autograd.grad(loss, img)
     return (img + eps * grad.sign()).clamp(0, 1).detach()
 
@@ -514,14 +481,15 @@ def deepdream(model: nn.Module, img: torch.Tensor, layer: str, preprocess: Calla
     """DeepDream (Mordvintsev et al. 2015): maximise the L2 norm of ``layer`` with L1-normalised
     gradient steps, jitter and clipping, from the smallest octave up; details found at one scale
     are carried to the next."""
+    model = checks.model(model)
     img = images.checked(img, "DeepDream start image")
     hooks.get_layer(model, layer)
-    octaves = _whole(octaves, "octaves (image scales)", 1)
+    octaves = checks.whole_number(octaves, "octaves (image scales)", 1)
     if not (isinstance(octave_scale, numbers.Real) and 1 <= octave_scale < math.inf):
         raise ValueError(f"octave_scale must be a finite number >= 1 (the size ratio between octaves), "
                          f"not {octave_scale!r}")
-    _whole(steps, "steps", 1)
-    jitter_px = _whole(jitter_px, "jitter_px")
+    checks.whole_number(steps, "steps", 1)
+    jitter_px = checks.whole_number(jitter_px, "jitter_px")
     h, w = img.shape[-2:]
     sizes = [(max(8, round(h / octave_scale ** k)), max(8, round(w / octave_scale ** k)))
              for k in range(octaves - 1, -1, -1)]

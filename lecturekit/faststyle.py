@@ -8,8 +8,8 @@ The transformation network: a 9x9 convolution, two stride-2 convolutions down, r
 blocks, two bilinear upsamplings each followed by a convolution and a 9x9 convolution back to
 RGB. Transposed convolutions leave checkerboard artefacts (Odena et al. 2016); so does
 nearest-neighbour upsampling in a network this small, which learns to draw on the 2-pixel grid
-it leaves (``grid_artefact`` measures it: 0.06-0.08 for the nearest-neighbour network this
-project shipped before, under 0.02 for the bilinear one). Every convolution but the last is
+it leaves (``grid_artefact`` measures it: 0.06-0.08 for a nearest-neighbour network trained
+the same way, under 0.02 for the bilinear one). Every convolution but the last is
 followed by instance normalisation and a ReLU. The normalisation's scale and shift (gamma, beta)
 are the only weights that differ between styles: ``n_styles`` rows of them, mixed by the style
 weights given to ``forward``. A sigmoid maps the last layer to 0..1. (Predicting a change to the
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import ascent, config, gallery, hooks, images, style
+from . import config, gallery, hooks, images, losses, style
 
 #: The shipped network (two paintings), in the package data.
 WEIGHTS_FILE = "faststyle_cin.pt"
@@ -127,6 +127,10 @@ class TransformNet(nn.Module):
                                  f"weights (one row per image), not {style!r}")
             if w.shape[-1] != self.n_styles:
                 raise ValueError(f"{w.shape[-1]} style weights for a network of {self.n_styles} styles")
+            if (w < 0).any() or (w.sum(-1) <= 0).any():
+                raise ValueError(f"style blend weights must be >= 0 with a positive sum (how much of each style, "
+                                 f"one row per image, e.g. [1.0{', 0.0' * (self.n_styles - 1)}] for the first), "
+                                 f"not {w.tolist()}")
         return w.expand(n, -1).to(device) if w.dim() == 1 else w.to(device)
 
     def forward(self, x: torch.Tensor, style=None) -> torch.Tensor:
@@ -183,22 +187,20 @@ def grid_artefact(out: torch.Tensor, photo: torch.Tensor, period: int = 2) -> to
     return (by_phase.amax(1) - by_phase.amin(1)) / _neighbour_differences(photo, 1)[:, 0]
 
 
-def _content_targets(net: style.FeatureNet, photos: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return hooks.activations(net.model, net.preprocess(photos), net.content_layer)[net.content_layer]
-
-
 def loss_terms(features: style.FeatureNet, out: torch.Tensor, photos: torch.Tensor,
                targets: dict[str, torch.Tensor], content_weight: float, style_weight: float,
                tv_weight: float) -> dict[str, torch.Tensor]:
-    """The three losses of a batch (means over images), as in optimisation-based transfer."""
-    acts, _ = hooks.run(features.model, features.preprocess(out), [*targets, features.content_layer],
-                        stop=True, detach=False)
-    content = -ascent.feature_match(features.content_layer, _content_targets(features, photos))(acts, None)
-    style_loss = sum(-style.gram_match(name, t)(acts, None) for name, t in targets.items()) / len(targets)
-    tv = ascent.tv(1.0)(out, None)
+    """The three weighted losses of a batch (means over its images), as in optimisation-based transfer:
+    the stylised ``out`` against the ``photos``' features at the content layer and the style's Gram
+    ``targets`` at the style layers, and the total variation of ``out``."""
+    layers = [*targets, features.content_layer]
+    with torch.no_grad():
+        phi = hooks.activations(features.model, features.preprocess(photos), features.content_layer)
+    acts, _ = hooks.run(features.model, features.preprocess(out), layers, detach=False)
+    content = losses.feature_match(features.content_layer, phi[features.content_layer])(acts)
+    style_loss = sum(losses.gram_match(name, t)(acts) for name, t in targets.items()) / len(targets)
     return {"content": content_weight * content.mean(), "style": style_weight * style_loss.mean(),
-            "tv": tv_weight * tv.mean()}
+            "tv": tv_weight * losses.total_variation(out).mean()}
 
 
 def photo_batches(size: int, batch: int, seed: int = 0, photos: Sequence[str] = gallery.PHOTOS):
@@ -234,8 +236,8 @@ def train(net: TransformNet, features: style.FeatureNet, style_imgs: Sequence[to
         with hooks.preserved(features.model, borrow=True):
             for step in tqdm(range(steps), desc="training", disable=not progress, leave=False):
                 s = step % net.n_styles
-                photos = next(batches).to(device=device, dtype=net.out.weight.dtype)
-                terms = loss_terms(features, net(photos, style=s), photos, targets[s],
+                batch = next(batches).to(device=device, dtype=net.out.weight.dtype)
+                terms = loss_terms(features, net(batch, style=s), batch, targets[s],
                                    content_weight, style_weight, tv_weight)
                 loss = sum(terms.values())
                 opt.zero_grad(set_to_none=True)
@@ -261,8 +263,15 @@ def load(path=None) -> tuple[TransformNet, dict]:
     path = config.data_file(WEIGHTS_FILE) if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no fast-style weights at '{path}'")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    # files saved before the upsampling was a choice were trained with nearest-neighbour upsampling
-    net = TransformNet(ckpt["n_styles"], ckpt["width"], ckpt["blocks"], ckpt.get("upsample", "nearest"))
-    net.load_state_dict(ckpt["state_dict"])
-    return net.eval(), ckpt["meta"]
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        # files saved before the upsampling was a choice were trained with nearest-neighbour upsampling
+        net = TransformNet(ckpt["n_styles"], ckpt["width"], ckpt["blocks"], ckpt.get("upsample", "nearest"))
+        net.load_state_dict(ckpt["state_dict"])
+        meta = ckpt["meta"]
+    except Exception as err:          # not a torch file, another torch file, or one that does not fit the network
+        why = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}" if str(err).strip() else type(err).__name__
+        raise ValueError(f"'{path}' is not a fast-style network: load takes a file written by faststyle.save "
+                         f"(a torch file holding state_dict, n_styles, width, blocks and meta), or no path for the "
+                         f"shipped one ({why})") from None
+    return net.eval(), meta

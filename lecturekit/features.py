@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import hooks
+from . import checks, hooks
 
 
 def global_average(act: torch.Tensor) -> torch.Tensor:
@@ -46,7 +46,8 @@ def extract(model: torch.nn.Module, images: torch.Tensor, layers: str | Iterable
     so that a large data set never holds full feature maps. Images are given to the model in
     its own dtype; results are on the CPU, in the dtype the model computes in.
     """
-    names = hooks._as_list(layers)
+    names = hooks.layer_list(layers)
+    model = checks.model(model)
     for name in names:
         hooks.get_layer(model, name)                        # a bad name fails before any work
     _check_batch_size(batch_size)
@@ -59,8 +60,8 @@ def extract(model: torch.nn.Module, images: torch.Tensor, layers: str | Iterable
     out: dict[str, list] = {n: [] for n in names}
     starts = range(0, len(images), batch_size)
     for i in tqdm(starts, desc="features", disable=not progress, delay=2):
-        x = images[i:i + batch_size].to(device=device, dtype=dtype)
-        x = hooks.check_input(model, preprocess(x) if preprocess else x, "the (preprocessed) images")
+        x = checks.finite(images[i:i + batch_size].to(device=device, dtype=dtype), "the (preprocessed) images")
+        x = checks.model_input(model, preprocess(x) if preprocess else x, "the (preprocessed) images")
         acts = hooks.activations(model, x, names)
         for n in names:
             kept = reduce(acts[n]) if reduce else acts[n]
@@ -69,7 +70,7 @@ def extract(model: torch.nn.Module, images: torch.Tensor, layers: str | Iterable
 
 
 def _check_batch_size(batch_size) -> None:
-    if not (hooks.whole(batch_size) and batch_size >= 1):
+    if not (checks.whole(batch_size) and batch_size >= 1):
         raise ValueError(f"batch_size must be a whole number >= 1, not {batch_size!r}")
 
 
@@ -83,6 +84,7 @@ class LayerCache:
     def __init__(self, model, images: torch.Tensor, preprocess: Callable | None = None,
                  reduce: Callable | None = None, batch_size: int = 64):
         _check_batch_size(batch_size)
+        model = checks.model(model)
         self.model, self.images, self.preprocess = model, images, preprocess
         self.reduce, self.batch_size = reduce, batch_size
         self.store: dict = {}
@@ -115,9 +117,10 @@ def nearest(query: torch.Tensor, gallery: torch.Tensor, k: int = 5, metric: str 
 
     ``exclude``: a gallery index to leave out (the query itself, when it is in the gallery).
     """
+    checks.same_width(query, gallery)
     gallery = gallery.flatten(1).to(torch.promote_types(gallery.dtype, torch.float32))   # float64 stays
     query = query.flatten().to(device=gallery.device, dtype=gallery.dtype)[None]
-    if not (hooks.whole(k) and 1 <= k <= len(gallery) - (exclude is not None)):
+    if not (checks.whole(k) and 1 <= k <= len(gallery) - (exclude is not None)):
         raise ValueError(f"k must be between 1 and the gallery size ({len(gallery)}), not {k}")
     d = _distances(query, gallery, metric)[0]
     if exclude is not None:
@@ -133,7 +136,7 @@ def knn_accuracy(feats: torch.Tensor, labels: torch.Tensor, k: int = 5, metric: 
     if labels.shape != (n,) or labels.is_floating_point() or labels.dtype == torch.bool or (labels < 0).any():
         raise ValueError(f"labels must be {n} class indices >= 0 (one per feature row), got "
                          f"{labels.dtype} of shape {tuple(labels.shape)}")
-    if not (hooks.whole(k) and 1 <= k <= n - 1):
+    if not (checks.whole(k) and 1 <= k <= n - 1):
         raise ValueError(f"k must be a whole number in 1..{n - 1} (neighbours other than the image itself "
                          f"among {n}), not {k!r}")
     if not torch.isfinite(feats).all():

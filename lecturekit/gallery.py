@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from . import config, hooks, images
+from . import checks, config, images, weights
 
 #: Bundled colour photos used for galleries (the grayscale textures are left out).
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "china", "flower", "hubble_deep_field"]
@@ -38,7 +38,7 @@ def photo_crops(size: int = 224, per_photo: int = 8, seed: int = 0, photos=None)
     """Offline gallery: random crops and flips of the bundled photos, and of Debian's where they are at
     hand (default), or of ``photos``.
     Returns (images (N, 3, size, size), labels (N,) = index of the source photo, photo names)."""
-    if not (hooks.whole(size) and size >= 1 and hooks.whole(per_photo) and per_photo >= 1):
+    if not (checks.whole(size) and size >= 1 and checks.whole(per_photo) and per_photo >= 1):
         raise ValueError(f"size and per_photo must be whole numbers >= 1, not {size!r} and {per_photo!r}")
     photos = images.available(PHOTOS + DEBIAN_PHOTOS) if photos is None else list(photos)
     gen = torch.Generator().manual_seed(seed)
@@ -51,16 +51,15 @@ def cifar10(n: int = 1000, size: int = 224, root: Path | None = None, seed: int 
     """Online gallery: ``n`` CIFAR-10 test images (downloaded once by torchvision, 170 MB),
     upsampled to ``size``. Raises ``RuntimeError`` with the reason when it cannot be had, also
     when the server sends nothing for ``LECTUREKIT_NET_TIMEOUT`` seconds (default 10)."""
-    if not (hooks.whole(n) and n >= 1 and hooks.whole(size) and size >= 1):
+    if not (checks.whole(n) and n >= 1 and checks.whole(size) and size >= 1):
         raise ValueError(f"n and size must be whole numbers >= 1, not {n!r} and {size!r}")
     if config.offline():
         raise RuntimeError("the CIFAR-10 gallery needs the network and LECTUREKIT_OFFLINE is set")
     from torchvision.datasets import CIFAR10
 
-    from . import zoo
     root = Path(root or Path(torch.hub.get_dir()).parent / "datasets")
     try:
-        with zoo.network_timeout():                 # torchvision opens its URLs without a timeout
+        with weights.network_timeout():                 # torchvision opens its URLs without a timeout
             ds = CIFAR10(str(root), train=False, download=True)
     except Exception as err:    # network errors come in many types; the message is what matters
         if isinstance(err, TimeoutError) or "timed out" in str(err):

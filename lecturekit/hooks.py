@@ -15,7 +15,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -62,41 +61,10 @@ class Recording:
         return f"Recording(activations={shapes}, gradients={list(self.gradients)})"
 
 
-def _as_list(layers) -> list[str]:
-    """One layer name or several; anything else (an int, None) is kept for ``get_layer`` to refuse."""
+def layer_list(layers) -> list[str]:
+    """One layer name or several, as a list; anything else (an int, None) is kept for ``get_layer``
+    to refuse with the list of valid names."""
     return [layers] if isinstance(layers, str) or not isinstance(layers, Iterable) else list(layers)
-
-
-def whole(v) -> bool:
-    """A whole number: a Python or NumPy integer (not a bool, not a float)."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def check_input(model: nn.Module, x, what: str = "x") -> torch.Tensor:
-    """``x`` as a model input (N, C, H, W): a single (C, H, W) image gets a batch dimension; not a
-    float tensor, NaN or infinite values, or a channel count the model's first convolution does not
-    take are errors that say what is allowed."""
-    __tracebackhide__ = True
-    if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{what} must be a model input tensor of shape (N, C, H, W) or (C, H, W), got {shape}")
-    if not x.is_floating_point():
-        raise ValueError(f"{what} is a {str(x.dtype).replace('torch.', '')} tensor; a model input is a float tensor "
-                         "(a 0..1 image passed through the model's preprocess, e.g. bundle.preprocess(img))")
-    x = x[None] if x.dim() == 3 else x
-    if x.numel() == 0:
-        raise ValueError(f"{what} is empty (shape {tuple(x.shape)})")
-    # a NaN or an infinity makes the sum non-finite (one reduction, no mask); so can an overflow, so look closer
-    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
-        raise ValueError(f"{what} holds NaN or infinite values; every result computed from it would be NaN")
-    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if conv is not None and x.shape[1] != conv.in_channels:
-        kinds = {1: "grayscale", 3: "RGB"}
-        raise ValueError(f"{what} has {x.shape[1]} channels but {type(model).__name__} takes {conv.in_channels} "
-                         f"({kinds.get(conv.in_channels, 'channels')}); preprocess the image for this model "
-                         "(bundle.preprocess converts RGB to grayscale for the teaching model; a grayscale image "
-                         "for an RGB model: img.expand(-1, 3, -1, -1))")
-    return x
 
 
 @contextmanager
@@ -107,7 +75,7 @@ def capture(model: nn.Module, layers: str | Iterable[str], gradients: bool = Fal
     ``detach=False`` keeps the recorded activations in the autograd graph, so that an
     objective can be built from them (gradient ascent on the input).
     """
-    names = list(dict.fromkeys(_as_list(layers)))          # a name given twice is recorded once
+    names = list(dict.fromkeys(layer_list(layers)))          # a name given twice is recorded once
     modules = [get_layer(model, n) for n in names]        # validate every name before hooking any
     rec = Recording()
     handles = []
@@ -143,7 +111,7 @@ def run(model: nn.Module, x: torch.Tensor, layers: str | Iterable[str], stop: bo
     so nothing after the deepest layer asked for is computed. ``detach=False`` keeps the
     activations in the autograd graph (for objectives built from them). ``x`` is moved to the
     model's device first, so a CPU input works with a model on a GPU."""
-    names = list(dict.fromkeys(_as_list(layers)))          # a name given twice is recorded once
+    names = list(dict.fromkeys(layer_list(layers)))          # a name given twice is recorded once
     modules = [get_layer(model, n) for n in names]
     param = next(model.parameters(), None)
     x = x if param is None else x.to(param.device)

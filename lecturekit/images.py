@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import debian
+from . import checks, debian
 
 MAX_PIXELS = 100_000_000     # refuse larger files before decoding them (about 1.2 GB as floats)
 MAX_SIDE = 2048              # larger photos are scaled down on load, with a warning
@@ -232,7 +232,7 @@ def load(source, size: int | None = None) -> torch.Tensor:
     (for example from an upload widget), a PIL image or a NumPy array.
     ``size``: if given, scale the shorter side to ``size`` and centre-crop to a square.
     """
-    if size is not None and not (isinstance(size, (int, np.integer)) and not isinstance(size, bool) and size >= 1):
+    if size is not None and not (checks.whole(size) and size >= 1):
         raise ValueError(f"size must be a whole number of pixels >= 1 (or None to keep the size), not {size!r}")
     if isinstance(source, (bytes, bytearray)):
         img = from_array(_open(io.BytesIO(source), "the uploaded data"))
@@ -269,6 +269,9 @@ def checked(img, what: str = "image") -> torch.Tensor:
     dimension and uint8 pixels (0..255) are divided by 255. Anything else that is not a float
     tensor in 0..1 with finite values is an error saying what is allowed."""
     __tracebackhide__ = True
+    if isinstance(img, torch.Tensor) and img.dim() in (3, 4) and img.numel() == 0:
+        raise ValueError(f"the {what} is empty (shape {tuple(img.shape)}); give at least one image of at least "
+                         "one pixel")
     if not isinstance(img, torch.Tensor) or img.dim() not in (3, 4) or img.numel() == 0:
         shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
         raise ValueError(f"the {what} must be an image tensor (N, C, H, W) or (C, H, W) in 0..1 "

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from . import config, debian, images, zoo
+from . import config, debian, images, weights
 
 URL = "https://commons.wikimedia.org/wiki/Special:FilePath/{file}?width=1024"
 MAX_BYTES = 30_000_000            # larger answers are not a 1024 px painting
@@ -107,7 +107,7 @@ def from_wikimedia(name: str, timeout: float | None = None) -> Path:
         return target
     if config.offline():
         raise PaintingUnavailable(f"{painting.title} is not cached and LECTUREKIT_OFFLINE forbids the network")
-    if not zoo.reachable(painting.url, timeout):
+    if not weights.reachable(painting.url, timeout):
         raise PaintingUnavailable(f"{painting.title} is not cached and {urllib.parse.urlparse(painting.url).hostname} "
                                   "cannot be reached")
     request = urllib.request.Request(painting.url, headers={"User-Agent": "lecturekit (course notebooks)"})

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import features, hooks
+from . import checks, features, hooks
 
 _UNCHANGED = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.Hardswish, nn.LeakyReLU, nn.GELU, nn.Sigmoid, nn.Tanh,
               nn.BatchNorm2d, nn.Dropout, nn.Dropout2d, nn.Identity, nn.LocalResponseNorm, nn.InstanceNorm2d,
@@ -126,12 +126,12 @@ def _walk(module: nn.Module, name: str, rf: RF, out: dict) -> RF:
 def receptive_fields(model: nn.Module) -> dict[str, RF]:
     """The receptive field of every named layer of ``model``."""
     out: dict[str, RF] = {}
-    _walk(model, "", RF(1, 1, 0.0), out)
+    _walk(checks.model(model), "", RF(1, 1, 0.0), out)
     return out
 
 
 def receptive_field(model: nn.Module, layer: str) -> RF:
-    hooks.get_layer(model, layer)                            # unknown names list the valid ones
+    hooks.get_layer(checks.model(model), layer)                            # unknown names list the valid ones
     return receptive_fields(model)[layer]
 
 
@@ -140,7 +140,7 @@ def linearized(model: nn.Module) -> nn.Module:
     positive, no biases, ReLUs (and ReLU6) and batch norm removed, max pooling replaced by average pooling.
     The copy stays on the model's device and in its dtype, except that half precision is raised
     to float32 (products of many small averaged weights would underflow to zero)."""
-    model = copy.deepcopy(model)
+    model = copy.deepcopy(checks.model(model))
     if any(p.dtype in (torch.float16, torch.bfloat16) for p in model.parameters()):
         model = model.float()
 
@@ -179,14 +179,14 @@ def unit_gradient(model: nn.Module, layer: str, input_size: int, in_channels: in
     """|d (centre unit of ``layer``, summed over channels) / d input|, summed over input channels: (H, W).
     Without ``x`` the input is all ones, on the model's device in its dtype; a given ``x`` is moved
     to the model's device."""
-    hooks.get_layer(model, layer)
+    hooks.get_layer(checks.model(model), layer)
     p = next(model.parameters())
     if x is None:
-        if not (hooks.whole(input_size) and input_size >= 1 and hooks.whole(in_channels) and in_channels >= 1):
+        if not (checks.whole(input_size) and input_size >= 1 and checks.whole(in_channels) and in_channels >= 1):
             raise ValueError(f"input_size and in_channels must be whole numbers >= 1, not {input_size!r} and "
                              f"{in_channels!r}")
         x = torch.ones(1, int(in_channels), int(input_size), int(input_size), device=p.device, dtype=p.dtype)
-    x = hooks.check_input(model, x).detach().to(p.device).clone().requires_grad_(True)
+    x = checks.model_input(model, x).detach().to(p.device).clone().requires_grad_(True)
     with hooks.preserved(model), hooks.capture(model, layer, detach=False) as rec:
         model.eval()                                        # batch norm statistics stay as they are
         model(x)
@@ -208,8 +208,8 @@ def crop(img: torch.Tensor, rf: RF, row: int, col: int, fill: float = 0.5) -> to
     left = round(rf.offset + col * rf.stride - (rf.size - 1) / 2)
     pad = (max(0, -left), max(0, left + rf.size - w), max(0, -top), max(0, top + rf.size - h))
     padded = F.pad(img, pad, value=fill)
-    t, l = top + pad[2], left + pad[0]
-    return padded[:, t:t + rf.size, l:l + rf.size]
+    row, col = top + pad[2], left + pad[0]
+    return padded[:, row:row + rf.size, col:col + rf.size]
 
 
 @dataclass
@@ -229,9 +229,9 @@ def top_patches(maxima: tuple, images: torch.Tensor, rf: RF, channel: int, k: in
     """
     values, rows, cols = maxima
     n, channels = values.shape
-    if not (hooks.whole(channel) and 0 <= channel < channels):
+    if not (checks.whole(channel) and 0 <= channel < channels):
         raise ValueError(f"channel must be in 0..{channels - 1} for this layer ({channels} channels), not {channel}")
-    if not (hooks.whole(k) and 1 <= k <= n):
+    if not (checks.whole(k) and 1 <= k <= n):
         raise ValueError(f"k must be between 1 and the number of images ({n}), not {k}")
     channel, k = int(channel), int(k)
     top = values[:, channel].topk(k)

@@ -84,7 +84,14 @@ def prepare(paths, out: Path, what: str = "the gallery") -> tuple[list[Path], Pa
     if missing:
         raise FileNotFoundError(f"no notebook at {', '.join(missing)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise NotADirectoryError(f"{what} goes in a folder, but '{blocker}' is a file: give an output folder "
+                                 f"(--out DIR, made if missing) that is not a file or inside one, not '{out}'")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot make the output folder '{out}' for {what}: {err.strerror or err}") from None
     return paths, out
 
 

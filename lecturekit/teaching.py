@@ -104,8 +104,11 @@ def load_sample():
 
 
 def load_model() -> tuple[TeachingNet, dict]:
-    """The trained teaching model (eval mode) and its metadata (test accuracy, training set-up)."""
+    """The trained teaching model (eval mode) and its metadata (test accuracy, training set-up).
+    The network is built on the meta device and takes the loaded tensors as they are: no random
+    initialisation, so the global random stream is left where it was."""
     blob = torch.load(config.data_file(WEIGHTS_FILE), map_location="cpu", weights_only=True)
-    model = TeachingNet(len(CLASSES))
-    model.load_state_dict(blob["state_dict"])
+    with torch.device("meta"):
+        model = TeachingNet(len(CLASSES))
+    model.load_state_dict(blob["state_dict"], assign=True)
     return model.eval(), dict(blob.get("meta", {}))

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import checks
+
 
 def efros_leung(exemplar: torch.Tensor, size: tuple[int, int], window: int = 11, eps: float = 0.1,
                 seed: int = 0, progress: bool = True) -> torch.Tensor:
@@ -20,8 +22,11 @@ def efros_leung(exemplar: torch.Tensor, size: tuple[int, int], window: int = 11,
         exemplar = exemplar[0]
     if exemplar.dim() != 3:
         raise ValueError(f"exemplar must be (C, H, W), got {tuple(exemplar.shape)}")
-    if window % 2 == 0 or window < 3:
-        raise ValueError(f"window must be an odd number >= 3, not {window}")
+    if not (checks.whole(window) and window % 2 == 1 and window >= 3):
+        raise ValueError(f"window must be an odd whole number >= 3, not {window!r}")
+    if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(checks.whole(v) and v >= 1 for v in size)):
+        raise ValueError(f"size must be (height, width) of the texture, two whole numbers of pixels >= 1, "
+                         f"not {size!r}")
     c, hh, ww = exemplar.shape
     if min(hh, ww) < window + 2:
         raise ValueError(f"the exemplar ({hh}x{ww}) must be larger than the window ({window}) by at least 2 pixels")
@@ -30,7 +35,7 @@ def efros_leung(exemplar: torch.Tensor, size: tuple[int, int], window: int = 11,
     device, dtype = exemplar.device, torch.promote_types(exemplar.dtype, torch.float32)
     patches = F.unfold(exemplar[None].to(dtype), window)[0].T.view(-1, c, window * window)  # (P, C, w*w)
     centres = patches[:, :, (window * window) // 2]                                          # (P, C)
-    h, w = size
+    h, w = int(size[0]), int(size[1])
     out = torch.zeros(c, h + 2 * half, w + 2 * half, device=device, dtype=dtype)
     known = torch.zeros(h + 2 * half, w + 2 * half, dtype=torch.bool, device=device)
     # seed: a random 3x3 piece of the exemplar in the top-left corner

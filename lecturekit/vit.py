@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config, hooks
+from . import checks, config, hooks, weights
 
 WEIGHTS_FILE = "vit_fmnist.pt"
 
@@ -84,10 +84,12 @@ class TinyViT(nn.Module):
 
 
 def load_tiny() -> tuple[TinyViT, dict]:
-    """The small ViT trained by ``python -m lecturekit.train_vit`` (weights in ``data/``)."""
+    """The small ViT trained by ``python -m lecturekit.train_vit`` (weights in ``data/``), built on the
+    meta device and given the loaded tensors: no random initialisation, the global random stream untouched."""
     ckpt = torch.load(config.data_file(WEIGHTS_FILE), map_location="cpu", weights_only=True)
-    model = TinyViT(**ckpt["config"])
-    model.load_state_dict(ckpt["state_dict"])
+    with torch.device("meta"):
+        model = TinyViT(**ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"], assign=True)
     return model.eval(), ckpt["meta"]
 
 
@@ -151,6 +153,14 @@ def rollout(maps, residual: bool = True) -> torch.Tensor:
 def cls_map(attn: torch.Tensor, grid: int, head: int | None = None) -> torch.Tensor:
     """The class token's row over the patches as a (N, grid, grid) map. ``attn``: (N, T, T)
     (rollout) or (N, heads, T, T) (one layer; ``head`` picks one, else their mean)."""
+    if not isinstance(attn, torch.Tensor) or attn.dim() not in (3, 4):
+        shape = tuple(attn.shape) if isinstance(attn, torch.Tensor) else type(attn).__name__
+        raise ValueError(f"attn must be a rollout (N, T, T) or one layer's maps (N, heads, T, T), got {shape}")
+    if head is not None:
+        if attn.dim() != 4:
+            raise ValueError("head= picks a head of one layer's maps (N, heads, T, T); a rollout (N, T, T) has "
+                             "the heads averaged already: leave head out")
+        head = checks.index(head, attn.shape[1], f"head (the layer has {attn.shape[1]} heads)")
     if attn.dim() == 4:
         attn = attn.mean(1) if head is None else attn[:, head]
     row = attn[:, 0, 1:]
@@ -168,16 +178,20 @@ def load(name: str = "auto"):
     """The transformer notebook 17 uses, as a ``zoo.Bundle``: ImageNet ViT-B/16 (``"vit_b_16"``;
     ``"auto"`` takes it when its weights are cached or downloadable) or the small ViT trained
     here on Fashion-MNIST (``"tiny"``, always available), saying which on screen."""
-    from . import teaching, zoo
+    from . import zoo
     if name not in ("auto", "vit_b_16", "tiny"):
         raise ValueError(f"name must be 'auto', 'vit_b_16' or 'tiny', not {name!r}")
-    if name == "auto" and zoo.prefer("vit_b_16", "the small ViT trained on Fashion-MNIST"):
-        try:
-            return zoo.load("vit_b_16")
-        except zoo.WeightsUnavailable as err:           # a stalled or failed download: the small ViT
-            print(f"Using the small ViT trained on Fashion-MNIST: {str(err).splitlines()[0]}")
-    elif name == "vit_b_16":
+    if name == "vit_b_16":
         return zoo.load("vit_b_16")
+    if name == "auto":
+        return weights.or_else(lambda: zoo.load("vit_b_16"), "the small ViT trained on Fashion-MNIST", _tiny,
+                                imagenet="vit_b_16")
+    return _tiny()
+
+
+def _tiny():
+    """The small ViT trained here on Fashion-MNIST, as a ``zoo.Bundle``."""
+    from . import teaching, zoo
     model, meta = load_tiny()
     return zoo.Bundle("vit_tiny", zoo.prepare(model).to(config.device()), list(teaching.CLASSES),
                       teaching.preprocess, teaching.deprocess, teaching.INPUT_SIZE,

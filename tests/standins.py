@@ -13,7 +13,7 @@ import torch
 from torchvision.models import get_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from lecturekit import zoo  # noqa: E402
+from lecturekit import weights, zoo  # noqa: E402
 
 
 def write_standins(torch_home: Path, names=tuple(zoo.IMAGENET)) -> list[Path]:
@@ -27,7 +27,7 @@ def write_standins(torch_home: Path, names=tuple(zoo.IMAGENET)) -> list[Path]:
             with torch.random.fork_rng():                # torchvision initialises from the global RNG
                 torch.manual_seed(0)
                 model = get_model(name, weights=None)
-            path = zoo.weights_path(name)
+            path = weights.weights_path(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             torch.save(model.state_dict(), path)
             paths.append(path)

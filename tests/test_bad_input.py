@@ -12,9 +12,10 @@ import pytest
 import torch
 from torch import nn
 
+import lecturekit as lk
 from lecturekit import __main__ as cli
-from lecturekit import ascent, attribution as A, faststyle, features, gallery, hooks, images, receptive
-from lecturekit import sanity, style, zoo
+from lecturekit import ascent, attribution, checks, faststyle, features, gallery, hooks, images, receptive
+from lecturekit import sanity, style, texture, vit, weights, zoo
 
 
 @pytest.fixture
@@ -23,18 +24,18 @@ def x(teaching):
     return teaching.preprocess(torch.rand(2, 1, 28, 28))
 
 
-GRADIENT_METHODS = [A.saliency, A.guided_backprop, A.deconvnet]
+GRADIENT_METHODS = [attribution.saliency, attribution.guided_backprop, attribution.deconvnet]
 
 
 def _all_methods(model, x, target):
     """Every attribution method with ``target`` (layers chosen for the teaching model)."""
-    return {"saliency": lambda: A.saliency(model, x, target),
-            "guided_backprop": lambda: A.guided_backprop(model, x, target),
-            "deconvnet": lambda: A.deconvnet(model, x, target),
-            "grad_cam": lambda: A.grad_cam(model, x, target, layer="relu3"),
-            "guided_grad_cam": lambda: A.guided_grad_cam(model, x, target, layer="relu3"),
-            "cam": lambda: A.cam(model, x, target),
-            "occlusion": lambda: A.occlusion(model, x, target, patch=7, stride=7),
+    return {"saliency": lambda: attribution.saliency(model, x, target),
+            "guided_backprop": lambda: attribution.guided_backprop(model, x, target),
+            "deconvnet": lambda: attribution.deconvnet(model, x, target),
+            "grad_cam": lambda: attribution.grad_cam(model, x, target, layer="relu3"),
+            "guided_grad_cam": lambda: attribution.guided_grad_cam(model, x, target, layer="relu3"),
+            "cam": lambda: attribution.cam(model, x, target),
+            "occlusion": lambda: attribution.occlusion(model, x, target, patch=7, stride=7),
             "deletion_curve": lambda: sanity.deletion_curve(model, x, target, torch.rand(len(x), 28, 28), steps=2)}
 
 
@@ -77,17 +78,17 @@ def test_a_class_name_needs_a_model_that_knows_its_classes(tiny_cnn):
     x = torch.randn(1, 3, 8, 8)
     with pytest.raises(ValueError, match=r"target 'cat' is a name, but this model does not carry its class names; "
                                          r"give the class index, e.g. bundle.classes.index\('name'\)"):
-        A.saliency(tiny_cnn, x, "cat")
+        attribution.saliency(tiny_cnn, x, "cat")
     tiny_cnn.classes = ["cat", "dog", "bird"]          # a model that carries them
-    torch.testing.assert_close(A.saliency(tiny_cnn, x, "dog"), A.saliency(tiny_cnn, x, 1))
+    torch.testing.assert_close(attribution.saliency(tiny_cnn, x, "dog"), attribution.saliency(tiny_cnn, x, 1))
 
 
 def test_channel_targets_are_whole_numbers(teaching, x):
     with pytest.raises(ValueError, match="channel of relu3 must be an integer channel index, not 'Trouser'"):
-        A.saliency(teaching.model, x, "Trouser", neuron="relu3")
+        attribution.saliency(teaching.model, x, "Trouser", neuron="relu3")
     with pytest.raises(ValueError, match="channel of relu3 must be an integer index .* not a float 2.5"):
-        A.guided_backprop(teaching.model, x, 2.5, neuron="relu3")
-    assert A.saliency(teaching.model, x, np.int64(2), neuron="relu3").shape == (2, 28, 28)
+        attribution.guided_backprop(teaching.model, x, 2.5, neuron="relu3")
+    assert attribution.saliency(teaching.model, x, np.int64(2), neuron="relu3").shape == (2, 28, 28)
 
 
 # ---------------------------------------------------------------- model inputs
@@ -124,23 +125,23 @@ def test_one_chw_image_is_a_batch_of_one(teaching, x, method):
 def test_rgb_into_the_grayscale_model_and_the_reverse(teaching):
     with pytest.raises(ValueError, match=r"x has 3 channels but TeachingNet takes 1 \(grayscale\); preprocess the "
                                          r"image for this model \(bundle.preprocess converts RGB to grayscale"):
-        A.saliency(teaching.model, torch.rand(1, 3, 28, 28), 1)
+        attribution.saliency(teaching.model, torch.rand(1, 3, 28, 28), 1)
     # the teaching bundle's preprocess converts an RGB image, as the message says
-    assert A.saliency(teaching.model, teaching.preprocess(torch.rand(1, 3, 28, 28)), 1).shape == (1, 28, 28)
+    assert attribution.saliency(teaching.model, teaching.preprocess(torch.rand(1, 3, 28, 28)), 1).shape == (1, 28, 28)
     from torchvision.models import get_model
     rgb = zoo.prepare(get_model("squeezenet1_1", weights=None))
     with pytest.raises(ValueError, match=r"x has 1 channels but SqueezeNet takes 3 \(RGB\).*"
                                          r"a grayscale image for an RGB model: img.expand\(-1, 3, -1, -1\)"):
-        A.grad_cam(rgb, torch.rand(1, 1, 64, 64), 1, layer="features.12")
+        attribution.grad_cam(rgb, torch.rand(1, 1, 64, 64), 1, layer="features.12")
     with pytest.raises(ValueError, match=r"the \(preprocessed\) images has 3 channels but TeachingNet takes 1"):
         features.extract(teaching.model, torch.rand(4, 3, 28, 28), "relu2", progress=False)
 
 
 def test_layers_are_named_by_strings(teaching, x):
     msg = r"TeachingNet has no layer 3 \(layers are named by strings, not int\). Valid layer names: conv1, bn1"
-    for call in (lambda: A.grad_cam(teaching.model, x, 1, layer=3),
-                 lambda: A.saliency(teaching.model, x, 1, neuron=3),
-                 lambda: A.cam(teaching.model, x, 1, layer=3),
+    for call in (lambda: attribution.grad_cam(teaching.model, x, 1, layer=3),
+                 lambda: attribution.saliency(teaching.model, x, 1, neuron=3),
+                 lambda: attribution.cam(teaching.model, x, 1, layer=3),
                  lambda: hooks.activations(teaching.model, x, 3),
                  lambda: hooks.capture(teaching.model, 3).__enter__(),
                  lambda: features.extract(teaching.model, torch.rand(2, 1, 28, 28), 3, progress=False),
@@ -149,7 +150,7 @@ def test_layers_are_named_by_strings(teaching, x):
         with pytest.raises(ValueError, match=msg):
             call()
     with pytest.raises(ValueError, match=r"has no layer None \(layers are named by strings, not NoneType\)"):
-        A.grad_cam(teaching.model, x, 1, layer=None)
+        attribution.grad_cam(teaching.model, x, 1, layer=None)
     assert hooks.count(teaching.model) == 0
 
 
@@ -168,14 +169,14 @@ def test_layers_are_named_by_strings(teaching, x):
 ])
 def test_occlusion_arguments(teaching, x, kwargs, message):
     with pytest.raises(ValueError) as err:
-        A.occlusion(teaching.model, x, 1, **kwargs)
+        attribution.occlusion(teaching.model, x, 1, **kwargs)
     assert message in str(err.value)
 
 
 def test_occlusion_takes_numpy_integers(teaching, x):
-    torch.testing.assert_close(A.occlusion(teaching.model, x, 1, patch=np.int64(7), stride=np.int32(7),
+    torch.testing.assert_close(attribution.occlusion(teaching.model, x, 1, patch=np.int64(7), stride=np.int32(7),
                                            batch_size=np.int64(3), fill=np.float32(0.5)),
-                               A.occlusion(teaching.model, x, 1, patch=7, stride=7, batch_size=3, fill=0.5))
+                               attribution.occlusion(teaching.model, x, 1, patch=7, stride=7, batch_size=3, fill=0.5))
 
 
 # ---------------------------------------------------------------- counts and sizes
@@ -412,7 +413,7 @@ def test_fast_style_index_as_numpy_integer():
 
 
 def test_zero_byte_weights_are_a_clear_message(monkeypatch):
-    path = zoo.weights_path("squeezenet1_1")
+    path = weights.weights_path("squeezenet1_1")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
     with pytest.raises(zoo.WeightsUnavailable, match=r"(?s)squeezenet1_1-b8a52dc0.pth is empty \(0 bytes\): an "
@@ -495,10 +496,10 @@ CALLS = {
     "deletion_curve": lambda m, x: sanity.deletion_curve(m, x, 1, torch.rand(len(x), 8, 8), steps=2),
     "gradient_box": lambda m, x: receptive.gradient_box(m, "relu2", 8),
     "unit_gradient": lambda m, x: receptive.unit_gradient(m, "relu2", 8),
-    "saliency": lambda m, x: A.saliency(m, x, 1),
-    "grad_cam": lambda m, x: A.grad_cam(m, x, 1, layer="relu2"),
-    "cam": lambda m, x: A.cam(m, x, 1),
-    "occlusion": lambda m, x: A.occlusion(m, x, 1, patch=4, stride=4),
+    "saliency": lambda m, x: attribution.saliency(m, x, 1),
+    "grad_cam": lambda m, x: attribution.grad_cam(m, x, 1, layer="relu2"),
+    "cam": lambda m, x: attribution.cam(m, x, 1),
+    "occlusion": lambda m, x: attribution.occlusion(m, x, 1, patch=4, stride=4),
     "ascend": lambda m, x: ascent.ascend(m, ascent.class_score(1), ascent.Pixels(torch.rand(1, 3, 8, 8)), steps=2,
                                          progress=False),
     "fgsm": lambda m, x: ascent.fgsm(m, torch.rand(2, 3, 8, 8), 1, 0.1),
@@ -555,3 +556,265 @@ def test_top_patches_and_photo_gallery_counts():
     for per_photo in (0, -1, 1.5):
         with pytest.raises(ValueError, match=f"size and per_photo must be whole numbers >= 1, not 16 and {per_photo}"):
             gallery.photo_crops(16, per_photo)
+
+
+# ---------------------------------------------------------------- what bad input still reached
+
+
+def test_bundle_preprocess_takes_images_it_can_read_and_refuses_the_rest(teaching, standin_home, monkeypatch):
+    from PIL import Image
+    rgb = np.random.default_rng(0).integers(0, 256, (28, 28, 3)).astype(np.uint8)
+    want = teaching.preprocess(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)
+    torch.testing.assert_close(teaching.preprocess(rgb), want)                         # (H, W, 3) NumPy array
+    torch.testing.assert_close(teaching.preprocess(Image.fromarray(rgb)), want)        # a PIL image
+    assert teaching.image_channels == (1, 3)
+    monkeypatch.setenv("TORCH_HOME", str(standin_home))
+    squeeze = zoo.load("squeezenet1_1")
+    assert squeeze.image_channels == (1, 3)                 # grey broadcasts over the three channels' statistics
+    for img, message in [
+        (torch.rand(1, 4, 32, 32), r"the image has 4 channels but squeezenet1_1 takes images with 1 \(grayscale\) "
+                                   r"or 3 \(RGB\); drop the alpha channel: img\[:, :3\]"),
+        (torch.rand(0, 3, 32, 32), r"the image is empty \(shape \(0, 3, 32, 32\)\)"),
+        (torch.rand(32, 32), r"the image is 2-D \(32, 32\); an image is \(N, C, H, W\) or \(C, H, W\): a grayscale "
+                             r"\(H, W\) picture is img\[None\]"),
+        (torch.rand(1, 3, 32, 32) * 255, r"the image spans .*; an image holds values in 0..1"),
+        (torch.full((1, 3, 32, 32), float("nan")), "the image holds NaN or infinite values"),
+        ("coffee", "got str"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            squeeze.preprocess(img)
+        with pytest.raises(ValueError, match=message):
+            squeeze.predict(img)
+    # an image being optimised may leave 0..1 between clamps: its shape is checked, not its values
+    img = (torch.rand(1, 3, 32, 32) * 3).requires_grad_(True)
+    assert squeeze.preprocess(img).requires_grad
+    with pytest.raises(ValueError, match="the image has 4 channels"):
+        squeeze.preprocess(torch.rand(1, 4, 32, 32, requires_grad=True))
+
+
+def test_bundle_predict_checks_its_image_and_k(teaching):
+    img = torch.rand(1, 1, 28, 28)
+    assert [c for c, _ in teaching.predict(img[0], k=np.int64(2))] == [c for c, _ in teaching.predict(img, k=2)]
+    with pytest.raises(ValueError, match=r"predict takes one image, got a batch of 2; for a batch: "
+                                         r"bundle.model\(bundle.preprocess\(imgs\)\).softmax\(1\)"):
+        teaching.predict(torch.rand(2, 1, 28, 28))
+    for k in (0, 2.5):
+        with pytest.raises(ValueError, match=f"k \\(how many classes to list\\) must be a whole number >= 1, not {k}"):
+            teaching.predict(img, k=k)
+    with pytest.raises(ValueError, match=r"the image is 1x1 px, too small for TeachingNet: its inputs need at least "
+                                         r"4x4 px"):
+        teaching.predict(torch.rand(1, 1, 1, 1))
+
+
+def test_bundle_normalise_is_the_loaders_function_and_positional_construction_holds(teaching):
+    b = zoo.Bundle("teaching", teaching.model, teaching.classes, lk.teaching.preprocess, lk.teaching.deprocess, 28, "positional")
+    assert b.normalise is lk.teaching.preprocess
+    img = torch.rand(1, 3, 28, 28, dtype=torch.float64)
+    torch.testing.assert_close(b.preprocess(img), lk.teaching.preprocess(img.float()))       # the model's dtype
+    half = zoo.Bundle("teaching", copy.deepcopy(teaching.model).half(), teaching.classes, lk.teaching.preprocess, lk.teaching.deprocess,
+                      28, "half")
+    x = half.preprocess(img)                        # a float image for a half-precision model: cast on the way
+    assert x.dtype == torch.float16
+    assert attribution.saliency(half.model.float(), x.float(), 1).shape == (1, 28, 28)
+
+
+def test_a_bundle_given_for_its_model_is_named_by_every_entry_point(teaching):
+    msg = "model must be the network itself: give bundle.model, not the Bundle"
+    img = torch.rand(1, 1, 28, 28)
+    layer = {"grad_cam": {"layer": "relu3"}, "guided_grad_cam": {"layer": "relu3"}}
+    calls = {**{name: (lambda f=f, kw=layer.get(name, {}): f(teaching, teaching.preprocess(img), 1, **kw))
+                for name, f in attribution.METHODS.items()},
+             "deletion_curve": lambda: sanity.deletion_curve(teaching, img, 1, torch.rand(1, 28, 28)),
+             "randomized": lambda: sanity.randomized(teaching, 1),
+             "ascend": lambda: ascent.ascend(teaching, ascent.class_score(1), ascent.Pixels(img), steps=1,
+                                             progress=False),
+             "fgsm": lambda: ascent.fgsm(teaching, img, 1, 0.1),
+             "deepdream": lambda: ascent.deepdream(teaching, img, "relu2", steps=1, progress=False),
+             "extract": lambda: features.extract(teaching, img, "relu2", progress=False),
+             "LayerCache": lambda: features.LayerCache(teaching, img),
+             "receptive_field": lambda: receptive.receptive_field(teaching, "relu2"),
+             "receptive_fields": lambda: receptive.receptive_fields(teaching),
+             "gradient_box": lambda: receptive.gradient_box(teaching, "relu2", 28, 1),
+             "linearized": lambda: receptive.linearized(teaching)}
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=msg):
+            call()
+
+
+def test_a_half_model_with_a_float_input_says_to_cast_it(teaching):
+    half = copy.deepcopy(teaching.model).half()
+    x = teaching.preprocess(torch.rand(1, 1, 28, 28))
+    with pytest.raises(ValueError, match=r"x is float32 but TeachingNet's weights are float16: cast it "
+                                         r"\(x.to\(torch.float16\)\), or make it with bundle.preprocess\(img\)"):
+        attribution.saliency(half, x, 1)
+    with pytest.raises(ValueError, match="float32 but TeachingNet's weights are float16"):
+        sanity.deletion_curve(half, x, 1, torch.rand(1, 28, 28))
+
+
+def test_inputs_too_small_for_the_network_name_the_smallest_that_works(teaching):
+    with pytest.raises(ValueError, match=r"x is 1x1 px, too small for TeachingNet: its inputs need at least 4x4 px"):
+        attribution.saliency(teaching.model, torch.rand(1, 1, 1, 1), 1)
+    with pytest.raises(ValueError, match=r"x is 3x28 px, too small for TeachingNet"):
+        attribution.occlusion(teaching.model, torch.rand(1, 1, 3, 28), 1, patch=2)
+    assert attribution.saliency(teaching.model, torch.rand(1, 1, 4, 4), 1).shape == (1, 4, 4)     # the smallest runs
+    from torchvision.models import get_model
+    squeeze = zoo.prepare(get_model("squeezenet1_1", weights=None))
+    least = checks.smallest_side(squeeze, 3)
+    assert least > 4
+    squeeze(torch.zeros(1, 3, least, least))
+    with pytest.raises(RuntimeError):
+        squeeze(torch.zeros(1, 3, least - 1, least - 1))
+    with pytest.raises(ValueError, match=f"x is 1x1 px, too small for SqueezeNet: its inputs need at least "
+                                         f"{least}x{least} px"):
+        attribution.grad_cam(squeeze, torch.rand(1, 3, 1, 1), 1, layer="features.12")
+    tiny_vit = vit.load("tiny")
+    with pytest.raises(ValueError, match=r"the image is 1x1 px; vit_tiny takes 28x28 images \(bundle.input_size\): "
+                                         r"images.square\(img, 28\) makes one"):
+        tiny_vit.predict(torch.rand(1, 1, 1, 1))
+
+
+def test_devices_are_checked_before_loading(monkeypatch):
+    with pytest.raises(ValueError, match=r"device 'banana' is not a device; use 'cpu', 'cuda' \(an NVIDIA GPU\) or "
+                                         r"'mps' \(an Apple GPU\)"):
+        zoo.load("teaching", device="banana")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    loaded = []
+    monkeypatch.setattr(zoo, "_load_teaching", lambda: loaded.append(1))
+    for dev in ("cuda", "cuda:1", torch.device("cuda", 0)):
+        with pytest.raises(ValueError, match=r"device 'cuda(:\d)?': torch finds no CUDA GPU on this machine"):
+            zoo.load("teaching", device=dev)
+    assert loaded == []                                                     # refused before any loading
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"device 'cuda:1': this machine has 1 CUDA GPU\(s\), cuda:0..cuda:0"):
+        checks.device("cuda:1")
+    assert checks.device("cpu") == torch.device("cpu")
+
+
+def test_ascent_pieces_are_checked_when_built(teaching):
+    for make, message in [
+        (lambda: ascent.jitter(-3), "jitter pixels (the largest shift) must be a whole number >= 0, not -3"),
+        (lambda: ascent.jitter(1.5), "not 1.5"),
+        (lambda: ascent.blur_every(0, 0.5), "n (blur every n steps) must be a whole number >= 1, not 0"),
+        (lambda: ascent.blur_every(2, -1), "sigma must be a finite number >= 0 (the blur's width in pixels"),
+        (lambda: ascent.blur_every(2, float("nan")), "sigma must be a finite number >= 0"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            make()
+        assert message in str(err.value)
+    assert callable(ascent.jitter(np.int64(0))) and callable(ascent.blur_every(np.int64(1), 0))
+    with pytest.raises(ValueError, match=r"target \[12\] out of range: the model has classes 0..9"):
+        ascent.fgsm(teaching.model, torch.rand(1, 1, 28, 28), 12, 0.1, teaching.preprocess)
+
+
+def test_nearest_needs_features_of_one_width():
+    gallery = torch.randn(10, 7)
+    with pytest.raises(ValueError, match=r"the query has 5 features but the gallery rows have 7: compare features of "
+                                         r"the same layer, reduced the same way"):
+        features.nearest(torch.randn(5), gallery)
+    with pytest.raises(ValueError, match=r"gallery must be a non-empty tensor, one feature row per image \(N, D\), "
+                                         r"got \(7,\)"):
+        features.nearest(torch.randn(7), gallery[0])
+    assert features.nearest(torch.randn(7, 1, 1), gallery[:, :, None, None], k=2).shape == (2,)   # flattened maps
+
+
+def test_efros_leung_size_and_window():
+    exemplar = torch.rand(3, 16, 16)
+    for size in ((0, 0), (4, -1), (2.5, 4), 8, (4, 4, 4)):
+        with pytest.raises(ValueError, match=r"size must be \(height, width\) of the texture, two whole numbers of "
+                                             r"pixels >= 1"):
+            texture.efros_leung(exemplar, size, window=5, progress=False)
+    with pytest.raises(ValueError, match="window must be an odd whole number >= 3, not 5.0"):
+        texture.efros_leung(exemplar, (4, 4), window=5.0, progress=False)
+    assert texture.efros_leung(exemplar, (np.int64(4), 5), window=5, progress=False).shape == (3, 4, 5)
+
+
+def test_cls_map_head_is_in_range():
+    attn = torch.rand(2, 4, 17, 17).softmax(-1)
+    with pytest.raises(ValueError, match=r"head \(the layer has 4 heads\) 10 is out of range: valid values are 0..3"):
+        vit.cls_map(attn, 4, head=10)
+    with pytest.raises(ValueError, match=r"head= picks a head of one layer's maps \(N, heads, T, T\); a rollout"):
+        vit.cls_map(attn[:, 0], 4, head=0)
+    with pytest.raises(ValueError, match=r"attn must be a rollout \(N, T, T\) or one layer's maps"):
+        vit.cls_map(attn[0, 0, 0], 4)
+    torch.testing.assert_close(vit.cls_map(attn, 4, head=np.int64(3)), attn[:, 3, 0, 1:].reshape(2, 4, 4))
+
+
+def test_faststyle_load_names_a_file_that_is_not_a_network(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, this is not a network")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    for path in (text, other):
+        with pytest.raises(ValueError, match=f"'{path}' is not a fast-style network: load takes a file written by "
+                                             r"faststyle.save \(a torch file holding state_dict, n_styles, width"):
+            faststyle.load(path)
+    net = faststyle.TransformNet(n_styles=2, width=4, blocks=1)
+    again, meta = faststyle.load(faststyle.save(net, tmp_path / "net.pt", {"k": 1}))
+    assert meta == {"k": 1} and again.n_styles == 2
+
+
+def test_fast_style_blend_weights_are_not_negative():
+    net = faststyle.TransformNet(n_styles=3, width=4, blocks=1).eval()
+    x = torch.rand(1, 3, 8, 8)
+    for bad in ([-1, 2, 0], [0.0, 0.0, 0.0], [[1.0, 0.0, 0.0], [0.5, -0.1, 0.6]]):
+        with pytest.raises(ValueError, match=r"style blend weights must be >= 0 with a positive sum \(how much of each "
+                                             r"style, one row per image, e.g. \[1.0, 0.0, 0.0\] for the first\)"):
+            net(x.expand(len(bad) if isinstance(bad[0], list) else 1, -1, -1, -1), style=bad)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, style=[0.0, 1.0, 0.0]), net(x, style=1))
+
+
+def test_gallery_out_under_a_file_is_a_clear_message(tmp_path, capsys):
+    blocker = tmp_path / "some" / "file"
+    blocker.parent.mkdir()
+    blocker.write_text("a file")
+    for out in (blocker / "below", blocker):
+        assert cli.main(["gallery", "05_occlusion", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"the gallery goes in a folder, but '{blocker}' is a file: give an output folder (--out DIR" in err
+        assert "Traceback" not in err
+
+
+def test_occlusion_gives_the_model_back_exactly_with_size_one_weight_dimensions():
+    torch.manual_seed(0)
+    # conv 0 (4, 1, 3, 3) and conv 4 (1, 4, 1, 1) have size-1 dimensions: contiguous in both memory formats
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(4, 1, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 3)).eval()
+    x = torch.randn(2, 1, 12, 12)
+    strides = {n: p.stride() for n, p in model.named_parameters()}
+    storage = {n: p.data_ptr() for n, p in model.named_parameters()}
+    before = model(x)
+    fast = attribution.occlusion(model, x, 1, patch=3, stride=2)
+    assert {n: p.stride() for n, p in model.named_parameters()} == strides
+    assert {n: p.data_ptr() for n, p in model.named_parameters()} == storage        # the very tensors
+    assert torch.equal(model(x), before)                                   # exactly, not within a tolerance
+    torch.testing.assert_close(attribution.occlusion(model, x, 1, patch=3, stride=2, fast=False), fast)
+    with attribution.channels_last(model):
+        assert model[2].weight.is_contiguous(memory_format=torch.channels_last)      # the fast path inside
+        assert not model[2].weight.is_contiguous()
+    assert {n: p.stride() for n, p in model.named_parameters()} == strides
+
+
+def test_occlusion_announces_a_long_run(teaching, monkeypatch):
+    x = teaching.preprocess(torch.rand(1, 1, 28, 28))
+    monkeypatch.setattr(attribution, "MANY_PASSES", 100)
+    with pytest.warns(UserWarning, match=r"occlusion: 169 forward passes \(1 image\(s\) of 28x28 px, 169 placements "
+                                         r"of a 4 px patch every 2 px\); a larger stride or patch"):
+        attribution.occlusion(teaching.model, x, 1, patch=4, stride=2, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        attribution.occlusion(teaching.model, x, 1, patch=4, stride=4, progress=False)       # 49 passes: nothing said
+
+
+@pytest.mark.parametrize("load", ["teaching", "vit_tiny", "random-multiscale"])
+def test_loaders_leave_the_global_random_stream_alone(load):
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    made = {"teaching": lambda: zoo.load("teaching").model, "vit_tiny": lambda: vit.load("tiny").model,
+            "random-multiscale": lambda: style.feature_net("random-multiscale").model}[load]()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert not any(t.is_meta for t in [*made.parameters(), *made.buffers()])
+    again = {"random-multiscale": lambda: style.feature_net("random-multiscale").model}.get(load)
+    if again is not None:                                 # the filters come from their own seeded generator
+        assert all(torch.equal(a, b) for a, b in zip(made.parameters(), again().parameters()))

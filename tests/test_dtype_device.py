@@ -11,8 +11,8 @@ import dataclasses
 import pytest
 import torch
 
-from lecturekit import ascent, attribution as A, faststyle as FS, features, hooks, receptive as R, sanity as S, style
-from lecturekit import teaching as T, texture, vit, zoo
+from lecturekit import ascent, attribution, faststyle, features, hooks, receptive, sanity, style
+from lecturekit import losses, teaching, texture, vit, zoo
 
 F64 = torch.float64
 CPU = torch.device("cpu")
@@ -51,10 +51,10 @@ ATTRIBUTION_ARGS = {"occlusion": {"patch": 4, "stride": 2}, "grad_cam": {"layer"
                     "guided_grad_cam": {"layer": "3"}}
 
 
-@pytest.mark.parametrize("name", sorted(A.METHODS))
+@pytest.mark.parametrize("name", sorted(attribution.METHODS))
 def test_attribution_maps(cnn, x32, name):
     m32, m64 = cnn
-    method = A.METHODS[name]
+    method = attribution.METHODS[name]
     kwargs = ATTRIBUTION_ARGS.get(name, {})
     heat = method(m64, x32.double(), [0, 2], **kwargs)
     check(heat)
@@ -64,28 +64,28 @@ def test_attribution_maps(cnn, x32, name):
 
 def test_layer_saliency_and_unreduced_gradients(cnn, x32):
     m32, m64 = cnn
-    check(A.saliency(m64, x32.double(), 1, neuron="2", position=(3, 3)),
-          A.guided_backprop(m64, x32.double(), 0, reduce=None), A.grad_cam(m64, x32.double(), 0, layer="3", upsample=False),
-          A.cam(m64, x32.double(), 0, upsample=False))
+    check(attribution.saliency(m64, x32.double(), 1, neuron="2", position=(3, 3)),
+          attribution.guided_backprop(m64, x32.double(), 0, reduce=None), attribution.grad_cam(m64, x32.double(), 0, layer="3", upsample=False),
+          attribution.cam(m64, x32.double(), 0, upsample=False))
 
 
 def test_sanity_randomisation_and_rank_correlation(cnn, x32):
     _, m64 = cnn
     x = x32.double()
-    rand = S.randomized(m64, 2)
+    rand = sanity.randomized(m64, 2)
     assert all(p.dtype == F64 for p in rand.parameters())
-    a, b = A.saliency(m64, x, 0), A.saliency(rand, x, 0)
+    a, b = attribution.saliency(m64, x, 0), attribution.saliency(rand, x, 0)
     check(a, b)
-    assert -1 <= S.rank_correlation(a, b) <= 1
+    assert -1 <= sanity.rank_correlation(a, b) <= 1
 
 
 @pytest.mark.parametrize("mode", ["deletion", "insertion"])
 def test_deletion_and_insertion_curves(cnn, x32, mode):
     m32, m64 = cnn
-    heat = A.saliency(m32, x32, [0, 2])
-    fractions, probs = S.deletion_curve(m64, x32.double(), [0, 2], heat.double(), steps=6, mode=mode)
-    check(fractions, probs, S.auc(fractions, probs))
-    f32, p32 = S.deletion_curve(m32, x32, [0, 2], heat, steps=6, mode=mode)
+    heat = attribution.saliency(m32, x32, [0, 2])
+    fractions, probs = sanity.deletion_curve(m64, x32.double(), [0, 2], heat.double(), steps=6, mode=mode)
+    check(fractions, probs, sanity.auc(fractions, probs))
+    f32, p32 = sanity.deletion_curve(m32, x32, [0, 2], heat, steps=6, mode=mode)
     check(f32, p32, dtype=torch.float32)
     close(fractions, f32)
     close(probs, p32)
@@ -166,9 +166,9 @@ def test_feature_inversion(cnn, x32):
     images = {}
     for dtype, model in ((torch.float32, m32), (F64, m64)):
         x = x32[:1].sigmoid().to(dtype)
-        target = ascent.forward(model, x, ["3"], False)[0]["3"].detach()
+        target = hooks.run(model, x, ["3"], detach=False)[0]["3"].detach()
         param = ascent.Pixels.noise(1, 3, 12, 12, generator=torch.Generator().manual_seed(2), dtype=dtype)
-        images[dtype] = ascent.ascend(model, ascent.feature_match("3", target), param, steps=4, progress=False).image
+        images[dtype] = ascent.ascend(model, losses.feature_match("3", target), param, steps=4, progress=False).image
     check(images[F64])
     close(images[F64], images[torch.float32])
 
@@ -188,7 +188,7 @@ def _style_images():
     return torch.rand(1, 3, 32, 32, generator=gen), torch.rand(1, 3, 32, 32, generator=gen)
 
 
-def test_gram_matrix_and_style_objective(style_nets):
+def test_gram_matrix_and_style_loss(style_nets):
     net32, net64 = style_nets
     style_img, content = _style_images()
     feats = torch.randn(2, 4, 3, 5, generator=torch.Generator().manual_seed(0))
@@ -201,8 +201,8 @@ def test_gram_matrix_and_style_objective(style_nets):
     check(style.check_style_image(style_img.double()))
     values = {}
     for net, dtype in ((net32, torch.float32), (net64, F64)):
-        obj = style.style_objective(net, style_img.to(dtype), content_img=content.to(dtype))
-        acts, _ = ascent.forward(net.model, net.preprocess(content.to(dtype)), list(obj.layers), False)
+        obj = style.style_loss(net, style_img.to(dtype), content_img=content.to(dtype))
+        acts, _ = hooks.run(net.model, net.preprocess(content.to(dtype)), list(obj.layers), detach=False)
         values[dtype] = obj(acts, None)
     check(values[F64])
     close(values[F64], values[torch.float32])
@@ -235,14 +235,14 @@ def test_fast_style_losses(style_nets):
     style_img, content = _style_images()
     targets = style.style_targets(net64, [style_img.double()])
     out = torch.rand(1, 3, 32, 32, dtype=F64, requires_grad=True)
-    terms = FS.loss_terms(net64, out, content.double(), targets, 1.0, 10.0, 1e-3)
+    terms = faststyle.loss_terms(net64, out, content.double(), targets, 1.0, 10.0, 1e-3)
     check(terms)
 
 
 @pytest.mark.parametrize("style_arg", [1, [0.3, 0.7], "single"])
 def test_fast_style_network(style_arg):
     torch.manual_seed(0)
-    net32 = FS.TransformNet(n_styles=2, width=4, blocks=1).eval()
+    net32 = faststyle.TransformNet(n_styles=2, width=4, blocks=1).eval()
     with torch.no_grad():
         for norm in net32.norms():
             norm.gamma.add_(torch.randn(norm.gamma.shape))
@@ -288,22 +288,22 @@ def test_features_extract_and_knn(cnn):
 
 def test_receptive_field_gradient_check(cnn):
     m32, m64 = cnn
-    grad = R.unit_gradient(m64, "2", 12)
+    grad = receptive.unit_gradient(m64, "2", 12)
     check(grad)
-    close(grad, R.unit_gradient(m32, "2", 12))
-    linear = R.linearized(m64)
+    close(grad, receptive.unit_gradient(m32, "2", 12))
+    linear = receptive.linearized(m64)
     assert all(p.dtype == F64 for p in linear.parameters())
-    rf = R.receptive_field(m64, "2")
-    assert R.gradient_box(linear, "2", 12) == R.gradient_box(R.linearized(m32), "2", 12) == rf.box(5, 5, 12, 12)
-    half = R.linearized(copy.deepcopy(m32).to(torch.bfloat16))
+    rf = receptive.receptive_field(m64, "2")
+    assert receptive.gradient_box(linear, "2", 12) == receptive.gradient_box(receptive.linearized(m32), "2", 12) == rf.box(5, 5, 12, 12)
+    half = receptive.linearized(copy.deepcopy(m32).to(torch.bfloat16))
     assert all(p.dtype == torch.float32 for p in half.parameters())
 
 
 def test_vit_attention_maps_and_rollout():
     m32, _ = vit.load_tiny()
     m64 = copy.deepcopy(m32).double()
-    imgs, _ = T.load_sample()
-    x = T.preprocess(imgs[:2])
+    imgs, _ = teaching.load_sample()
+    x = teaching.preprocess(imgs[:2])
     maps64, maps32 = vit.attention_maps(m64, x.double()), vit.attention_maps(m32, x)
     check(maps64)
     close(maps64[m64.attention_layers[-1]], maps32[m32.attention_layers[-1]])
@@ -318,8 +318,8 @@ def test_vit_attention_maps_and_rollout():
 def test_teaching_preprocess_and_normalizer():
     img = torch.rand(2, 3, 28, 28, generator=torch.Generator().manual_seed(0))
     for x in (img.double(), img[:, :1].double()):
-        check(T.preprocess(x), T.deprocess(T.preprocess(x)))
-        close(T.preprocess(x), T.preprocess(x.float()))
+        check(teaching.preprocess(x), teaching.deprocess(teaching.preprocess(x)))
+        close(teaching.preprocess(x), teaching.preprocess(x.float()))
     pre, de = zoo.normalizer()
     x = img.double()
     check(pre(x), de(pre(x)))
@@ -342,9 +342,9 @@ META_CASES = {
     "features.nearest": lambda m, x: features.nearest(x[0].flatten(), x.flatten(1), k=1),
     "style.gram": lambda m, x: style.gram(x),
     "vit.rollout": lambda m, x: vit.rollout([x[:, :, :5, :5].softmax(-1)]),
-    "faststyle.TransformNet": lambda m, x: [FS.TransformNet(2, 4, 1).to(META)(x, style=[0.5, 0.5]),
-                                            FS.TransformNet(2, 4, 1).to(META)(x, style=1),
-                                            FS.TransformNet(2, 4, 1).to(META).single([0.5, 0.5]).out.weight],
+    "faststyle.TransformNet": lambda m, x: [faststyle.TransformNet(2, 4, 1).to(META)(x, style=[0.5, 0.5]),
+                                            faststyle.TransformNet(2, 4, 1).to(META)(x, style=1),
+                                            faststyle.TransformNet(2, 4, 1).to(META).single([0.5, 0.5]).out.weight],
 }
 
 
@@ -360,5 +360,5 @@ def test_cpu_inputs_go_to_the_model_device(tiny_cnn):
     model = tiny_cnn.eval().to(META)
     x = torch.randn(1, 3, 12, 12)
     check(hooks.activations(model, x, ["0", "2"]), hooks.run(model, x, "2", stop=False),
-          ascent.forward(model, x, ["2"], needs_logits=True), R.unit_gradient(model, "2", 12, x=x),
+          hooks.run(model, x, ["2"], stop=False, detach=False), receptive.unit_gradient(model, "2", 12, x=x),
           dtype=None, device=META)

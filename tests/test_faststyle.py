@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lecturekit import faststyle as FS, hooks, images, style as S
+from lecturekit import faststyle, hooks, images, style
 
 # the shipped (bilinear) network measures 0.006-0.020; trained with nearest upsampling 0.061-0.080; a photo 0.007
 GRID_LIMIT = 0.04
@@ -20,13 +20,13 @@ def _randomize_norms(net, seed=0):
 @pytest.fixture
 def cin():
     torch.manual_seed(0)
-    net = FS.TransformNet(n_styles=3, width=4, blocks=1).eval()
+    net = faststyle.TransformNet(n_styles=3, width=4, blocks=1).eval()
     _randomize_norms(net)
     return net
 
 
 def test_output_keeps_the_size_and_range():
-    net = FS.TransformNet(1, width=4, blocks=1)
+    net = faststyle.TransformNet(1, width=4, blocks=1)
     x = torch.rand(2, 3, 24, 36)
     y = net(x)
     assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
@@ -35,7 +35,7 @@ def test_output_keeps_the_size_and_range():
 
 
 def test_instance_norm_matches_torch_and_hand_formula():
-    norm = FS.ConditionalInstanceNorm(2, n_styles=2)
+    norm = faststyle.ConditionalInstanceNorm(2, n_styles=2)
     with torch.no_grad():
         norm.gamma.copy_(torch.tensor([[2.0, 3.0], [0.5, 1.0]]))
         norm.beta.copy_(torch.tensor([[1.0, -1.0], [0.0, 0.0]]))
@@ -82,42 +82,44 @@ def test_style_argument_errors(cin):
 
 
 def test_training_lowers_the_loss_and_leaves_the_feature_net_as_it_was(tmp_path):
-    feats = S.feature_net("random-multiscale", last="relu7")
+    feats = style.feature_net("random-multiscale", last="relu7")
     styles = [images.load(name, size=48) for name in ("flower", "coffee")]
-    net = FS.TransformNet(2, width=8, blocks=1)
-    photos = next(FS.photo_batches(32, 4, seed=1))                   # a fixed batch to measure on
-    targets = [S.style_targets(feats, [img]) for img in styles]
+    with torch.random.fork_rng():
+        torch.manual_seed(0)                                         # the network's initialisation
+        net = faststyle.TransformNet(2, width=8, blocks=1)
+    photos = next(faststyle.photo_batches(32, 4, seed=1))                   # a fixed batch to measure on
+    targets = [style.style_targets(feats, [img]) for img in styles]
 
     def loss(s):
         with torch.no_grad():
-            return sum(FS.loss_terms(feats, net(photos, style=s), photos, targets[s], 1.0, 10.0, 1e-3).values())
+            return sum(faststyle.loss_terms(feats, net(photos, style=s), photos, targets[s], 1.0, 10.0, 1e-3).values())
     before = [loss(s) for s in range(2)]
-    history = FS.train(net, feats, styles, steps=60, size=32, batch=4, progress=False)
+    history = faststyle.train(net, feats, styles, steps=60, size=32, batch=4, progress=False)
     assert len(history) == 60 and [h["index"] for h in history[:4]] == [0, 1, 0, 1]
     for s in range(2):
         assert loss(s) < before[s] / 2                               # at least halved in 30 steps each
     assert hooks.count(feats.model) == 0 and not any(p.requires_grad for p in feats.model.parameters())
     assert not net.training
     with pytest.raises(ValueError, match="2 style\\(s\\) but 1 style image"):
-        FS.train(net, feats, styles[:1], steps=1)
-    path = FS.save(net, tmp_path / "n.pt", {"styles": ["a", "b"]})
-    again, meta = FS.load(path)
+        faststyle.train(net, feats, styles[:1], steps=1)
+    path = faststyle.save(net, tmp_path / "n.pt", {"styles": ["a", "b"]})
+    again, meta = faststyle.load(path)
     x = torch.rand(1, 3, 16, 16)
     torch.testing.assert_close(again(x, style=1), net(x, style=1))
     assert meta == {"styles": ["a", "b"]}
     with pytest.raises(FileNotFoundError, match="no fast-style weights at"):
-        FS.load(tmp_path / "missing.pt")
+        faststyle.load(tmp_path / "missing.pt")
 
 
 def test_an_interrupted_training_leaves_both_networks_as_they_were(monkeypatch):
-    feats = S.feature_net("random-multiscale", last="relu3")
-    net = FS.TransformNet(1, width=4, blocks=1)
+    feats = style.feature_net("random-multiscale", last="relu3")
+    net = faststyle.TransformNet(1, width=4, blocks=1)
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(FS, "loss_terms", broken)
+    monkeypatch.setattr(faststyle, "loss_terms", broken)
     with pytest.raises(KeyboardInterrupt):
-        FS.train(net, feats, [images.load("flower", size=40)], steps=3, size=16, batch=1, progress=False)
+        faststyle.train(net, feats, [images.load("flower", size=40)], steps=3, size=16, batch=1, progress=False)
     assert not net.training and hooks.count(feats.model) == 0
     assert not feats.model.training and not any(p.requires_grad for p in feats.model.parameters())
 
@@ -134,13 +136,13 @@ def test_a_batch_of_different_styles_normalises_each_image_with_its_own_paramete
 
 
 def test_training_leaves_the_global_rng_alone_and_repeats_with_the_same_seed():
-    feats = S.feature_net("random-multiscale", last="relu3")
-    start = FS.TransformNet(1, width=4, blocks=1).state_dict()
-    nets = [FS.TransformNet(1, width=4, blocks=1) for _ in range(2)]
+    feats = style.feature_net("random-multiscale", last="relu3")
+    start = faststyle.TransformNet(1, width=4, blocks=1).state_dict()
+    nets = [faststyle.TransformNet(1, width=4, blocks=1) for _ in range(2)]
     state = torch.random.get_rng_state()
     for net in nets:
         net.load_state_dict(start)
-        FS.train(net, feats, [images.load("flower", size=40)], steps=2, size=16, batch=1, seed=5, progress=False)
+        faststyle.train(net, feats, [images.load("flower", size=40)], steps=2, size=16, batch=1, seed=5, progress=False)
     assert torch.equal(torch.random.get_rng_state(), state)
     for a, b in zip(nets[0].parameters(), nets[1].parameters()):
         torch.testing.assert_close(a, b)
@@ -149,26 +151,26 @@ def test_training_leaves_the_global_rng_alone_and_repeats_with_the_same_seed():
 def test_grid_artefact_sees_nearest_upsampling_and_not_a_photo():
     photo = images.load("astronaut", size=96)
     blocky = F.interpolate(F.avg_pool2d(photo, 2), scale_factor=2, mode="nearest")
-    assert FS.grid_artefact(photo, photo).item() < 0.02
-    assert FS.grid_artefact(blocky, photo).item() > 0.5
-    both = FS.grid_artefact(torch.cat([photo, blocky]), torch.cat([photo, photo]))
+    assert faststyle.grid_artefact(photo, photo).item() < 0.02
+    assert faststyle.grid_artefact(blocky, photo).item() > 0.5
+    both = faststyle.grid_artefact(torch.cat([photo, blocky]), torch.cat([photo, photo]))
     assert both.shape == (2,) and both[0] < 0.02 < 0.5 < both[1]
     with pytest.raises(ValueError, match="same shape"):
-        FS.grid_artefact(photo, photo[..., :8])
+        faststyle.grid_artefact(photo, photo[..., :8])
 
 
 def test_the_shipped_network_leaves_no_upsampling_grid():
-    net, meta = FS.load()
+    net, meta = faststyle.load()
     assert net.upsample == meta["upsample"] == "bilinear"
     photo = images.load("astronaut", size=96)
     with torch.no_grad():
-        grid = [FS.grid_artefact(net(photo, style=s), photo).item() for s in range(net.n_styles)]
+        grid = [faststyle.grid_artefact(net(photo, style=s), photo).item() for s in range(net.n_styles)]
     assert max(grid) < GRID_LIMIT, grid
 
 
 def test_the_shipped_network_learned_the_paintings_on_vgg19():
     from lecturekit import train_faststyle
-    net, meta = FS.load()
+    net, meta = faststyle.load()
     assert meta["styles"] == train_faststyle.STYLES == ["starry_night", "the_scream"] and net.n_styles == 2
     assert "original VGG-19" in meta["features"] and meta["pooling"] == "avg"
     for name in meta["styles"]:                       # each at least halves over training
@@ -182,19 +184,19 @@ def test_the_shipped_network_learned_the_paintings_on_vgg19():
 def test_the_upsampling_is_saved_and_older_files_load_as_nearest(tmp_path):
     torch.manual_seed(0)
     x = torch.rand(1, 3, 16, 16)
-    for mode in FS.TransformNet.UPSAMPLING:
-        net = FS.TransformNet(2, width=4, blocks=1, upsample=mode).eval()
+    for mode in faststyle.TransformNet.UPSAMPLING:
+        net = faststyle.TransformNet(2, width=4, blocks=1, upsample=mode).eval()
         _randomize_norms(net)
-        again, _ = FS.load(FS.save(net, tmp_path / f"{mode}.pt"))
+        again, _ = faststyle.load(faststyle.save(net, tmp_path / f"{mode}.pt"))
         assert again.upsample == mode == net.single(1).upsample
         torch.testing.assert_close(again(x, style=1), net(x, style=1))
     ckpt = torch.load(tmp_path / "nearest.pt", weights_only=True)
     del ckpt["upsample"]                                        # as saved before the choice existed
     torch.save(ckpt, tmp_path / "old.pt")
-    old, _ = FS.load(tmp_path / "old.pt")
+    old, _ = faststyle.load(tmp_path / "old.pt")
     torch.testing.assert_close(old(x, style=1), net(x, style=1))
-    bilinear = FS.TransformNet(2, width=4, blocks=1).eval()
+    bilinear = faststyle.TransformNet(2, width=4, blocks=1).eval()
     bilinear.load_state_dict(net.state_dict())
     assert not torch.allclose(bilinear(x, style=1), net(x, style=1))  # the choice changes the function
     with pytest.raises(ValueError, match="upsample must be one of"):
-        FS.TransformNet(upsample="transposed")
+        faststyle.TransformNet(upsample="transposed")

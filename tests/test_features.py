@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch import nn
 
 from lecturekit import features, gallery, hooks, plotting
 

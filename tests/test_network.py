@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from lecturekit import __main__ as cli
-from lecturekit import config, gallery, paintings, zoo
+from lecturekit import config, gallery, paintings, weights, zoo
 
 TIMEOUT = 1.0
 SLACK = 12.0         # start-up and the teaching model's load on a busy machine; the stalled server never answers
@@ -42,12 +42,12 @@ def stalled(monkeypatch):
     monkeypatch.setenv("LECTUREKIT_OFFLINE", "0")
     monkeypatch.setenv("LECTUREKIT_NET_TIMEOUT", str(TIMEOUT))
     base = f"http://127.0.0.1:{server.getsockname()[1]}"
-    real = zoo._weights
+    real = weights.published
 
     def weights_here(name):                             # the real weights, served (not) by the local server
         w = real(name)
         return SimpleNamespace(url=f"{base}/models/{w.url.rsplit('/', 1)[1]}", meta=w.meta, transforms=w.transforms)
-    monkeypatch.setattr(zoo, "_weights", weights_here)
+    monkeypatch.setattr(weights, "published", weights_here)
     monkeypatch.setattr(paintings, "URL", base + "/wiki/{file}")
     from torchvision.datasets import CIFAR10
     monkeypatch.setattr(CIFAR10, "url", base + "/cifar-10-python.tar.gz")
@@ -87,12 +87,12 @@ def test_style_features_and_the_vit_fall_back(stalled, capsys, monkeypatch):
 
 
 def test_download_gives_a_clear_message(stalled):
-    err, seconds = _timed(zoo.download, "resnet18", progress=False)
+    err, seconds = _timed(weights.download, "resnet18", progress=False)
     assert isinstance(err, zoo.WeightsUnavailable), err
     assert "the download failed (no answer for 1 s (LECTUREKIT_NET_TIMEOUT))" in str(err)
     assert "python -m lecturekit download resnet18" in str(err)
     assert seconds < TIMEOUT + SLACK, seconds
-    assert not zoo.weights_path("resnet18").exists()
+    assert not weights.weights_path("resnet18").exists()
 
 
 def test_explicit_imagenet_model_is_a_clear_message(stalled):
@@ -146,7 +146,7 @@ def test_the_wait_is_configurable_and_checked(monkeypatch):
 
 def test_network_timeout_restores_the_default():
     before = socket.getdefaulttimeout()
-    with zoo.network_timeout(0.5):
+    with weights.network_timeout(0.5):
         assert socket.getdefaulttimeout() == 0.5
     assert socket.getdefaulttimeout() == before
 

