@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up and go, from nothing, on a Debian/Ubuntu machine with Python 3.11:
 #   bash tasks.sh lab    install everything, then open JupyterLab on notebooks/
-#   bash tasks.sh test   install everything, then run every test (unit tests, browser test, every notebook,
+#   bash tasks.sh test   install everything, then run every test (unit tests, browser tests, every notebook,
 #                        and, in a second environment with Google Colab's packages, tests/colab)
 # The virtual environment lives in .venv (override with LECTUREKIT_VENV).
 set -euo pipefail
@@ -31,6 +31,13 @@ install_dataset() {
 install_browser() {
   # Debian's Chromium for the browser tests of the widgets (they skip, saying so, without it).
   command -v chromium >/dev/null || apt_install chromium "the browser tests of the widgets will be skipped"
+}
+
+install_slides() {
+  # reveal.js and MathJax from the npm registry (npm pack, once, into ~/.cache/lecturekit/npm): the decks
+  # inline them, and the browser test of the slides builds decks offline from that copy.
+  command -v npm >/dev/null || apt_install npm "the browser test of the slides will be skipped"
+  "$PY" -m lecturekit download slides || echo "note: no reveal.js and MathJax; the browser test of the slides will say why"
 }
 
 install() {
@@ -68,9 +75,13 @@ run_tests() {
   EMPTY_HOME=$(mktemp -d) STANDIN_HOME=$(mktemp -d) WHEEL_DIR=$(mktemp -d)
   trap 'rm -rf "$EMPTY_HOME" "$STANDIN_HOME" "$WHEEL_DIR"' EXIT
   export LECTUREKIT_OFFLINE=1 LECTUREKIT_DEVICE=cpu MPLBACKEND=Agg
+  echo "== lint (ruff; the rules are in pyproject.toml)"
+  "$PY" -m ruff check lecturekit tests benchmarks notebooks assignments
   echo "== unit tests"
   "$PY" -m pytest -q tests
-  echo "== the widgets in a real browser (JupyterLab + headless Chromium)"
+  echo "== the instructor kit as the README says: build and grade, otter run, the Gradescope zip in a fresh venv, offline"
+  "$PY" -m pytest -q -m instructor -p no:cacheprovider tests/test_instructor.py
+  echo "== the widgets and the slides in a real browser (JupyterLab, decks of notebooks 06 and 15; headless Chromium)"
   "$PY" -m pytest -q -rs -m browser tests/browser
   local chosen=(notebooks/0*.ipynb notebooks/1[0-3]_*.ipynb notebooks/17_*.ipynb)   # the notebooks that use the chosen model
   echo "== every notebook, quick mode, the real ImageNet models installed with lecturekit (empty torch cache)"
@@ -92,6 +103,6 @@ case "${1:-}" in
   lab)  install; shift
         root=(); [ "$(id -u)" = 0 ] && root=(--allow-root)      # JupyterLab refuses root without it
         exec "$VENV/bin/jupyter" lab notebooks/ "${root[@]}" "$@" ;;
-  test) install; install_browser; install_colab; run_tests ;;
+  test) install; install_browser; install_slides; install_colab; run_tests ;;
   *)    echo "usage: bash tasks.sh lab|test" >&2; exit 2 ;;
 esac
