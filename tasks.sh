@@ -81,9 +81,9 @@ run_tests() {
   "$PY" -m pytest -q tests
   echo "== the instructor kit as the README says: build and grade, otter run, the Gradescope zip in a fresh venv, offline"
   "$PY" -m pytest -q -m instructor -p no:cacheprovider tests/test_instructor.py
-  echo "== the widgets and the slides in a real browser (JupyterLab, decks of notebooks 06 and 15; headless Chromium)"
+  echo "== the widgets, the explorer and the slides in a real browser (JupyterLab, the explorer page in Voila, decks of notebooks 06 and 15; headless Chromium)"
   "$PY" -m pytest -q -rs -m browser tests/browser
-  local chosen=(notebooks/0*.ipynb notebooks/1[0-3]_*.ipynb notebooks/17_*.ipynb)   # the notebooks that use the chosen model
+  local chosen=(notebooks/0*.ipynb notebooks/1[0-3]_*.ipynb notebooks/17_*.ipynb notebooks/19_*.ipynb)   # the notebooks that use the chosen model
   echo "== every notebook, quick mode, the real ImageNet models installed with lecturekit (empty torch cache)"
   TORCH_HOME="$EMPTY_HOME" LECTUREKIT_QUICK=1 "$PY" -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
   echo "== every notebook, quick mode, LECTUREKIT_MODEL=squeezenet1_1 and stand-in weights for all five torchvision models"

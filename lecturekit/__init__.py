@@ -13,7 +13,7 @@ import importlib
 from .config import pick, quick
 
 __version__ = "0.1.0"
-_SUBMODULES = ("ascent", "attribution", "checks", "claims", "config", "faststyle", "features", "gallery", "hooks", "images",
+_SUBMODULES = ("ascent", "attribution", "checks", "claims", "config", "explorer", "faststyle", "features", "gallery", "hooks", "images",
                "losses", "paintings", "plotting", "receptive", "sanity", "style", "teaching", "texture", "vit", "weights",
                "widgets", "zoo")
 __all__ = [*_SUBMODULES, "pick", "quick"]

@@ -1,8 +1,21 @@
-"""Command line: ``python -m lecturekit download [names]``, ``info``, ``gallery`` and ``slides``."""
+"""Command line: ``python -m lecturekit download [names]``, ``info``, ``gallery``, ``slides`` and ``explore``."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import os
+import secrets
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import webbrowser
+from pathlib import Path
 
 from . import config, debian, efficientnet, images, npm, paintings, weights, zoo
 
@@ -27,7 +40,16 @@ def main(argv=None) -> int:
                          help="folder to find notebooks in (default: ./notebooks, else the checkout's)")
         run.add_argument("--out", default=command, help=f"output folder (default: {command})")
         run.add_argument("--quick", action="store_true", help="quick mode: small sizes, for a fast check")
+    ex = sub.add_parser("explore", help="serve the explorer (your image, every method, any layer) as a web page "
+                        "with Voila, on 127.0.0.1 with a token")
+    ex.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default: 8866)")
+    ex.add_argument("--no-browser", action="store_true", help="only print the address, do not open a browser")
+    ex.add_argument("--notebook", metavar="PATH", help="serve this notebook instead of the generated one-cell page "
+                    "(e.g. notebooks/19_explorer.ipynb)")
     args = parser.parse_args(argv)
+
+    if args.command == "explore":
+        return explore(args.port, browser=not args.no_browser, notebook=args.notebook)
 
     if args.command == "slides":
         from . import render, slides
@@ -177,6 +199,146 @@ def download(names: list[str]) -> int:
               f"({', '.join(here)})")
     failed += len(here) < len(photos)
     return 1 if failed else 0
+
+
+VOILA_HINT = 'the explorer page needs Voila: pip install "voila>=0.5" (or the lab extra: pip install -e ".[lab]")'
+
+
+def _voila_installed() -> bool:
+    return importlib.util.find_spec("voila") is not None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+#: Voila's lab page, less the stylesheets it links from a CDN (FontAwesome's, for widget icons): the
+#: explorer fetches nothing from the network. Where a later Voila changes those lines, they stay (the
+#: page then asks the CDN, as Voila's own does, and works without it).
+OFFLINE_TEMPLATE = "lecturekit-offline"
+_OFFLINE_PAGE = """{%- extends 'voila/templates/lab/index.html.j2' -%}
+{%- block notebook_css -%}
+{%- for line in super().splitlines() if not (line.lstrip().startswith('<link') and '://' in line) %}
+{{ line }}
+{%- endfor %}
+{%- endblock notebook_css -%}
+"""
+
+
+def _offline_template(folder: Path) -> Path:
+    """Write the template ``OFFLINE_TEMPLATE`` under ``folder`` (a Jupyter data folder: JUPYTER_PATH)."""
+    where = folder / "voila" / "templates" / OFFLINE_TEMPLATE
+    where.mkdir(parents=True)
+    (where / "conf.json").write_text('{"base_template": "lab"}\n')
+    (where / "index.html.j2").write_text(_OFFLINE_PAGE)
+    return folder
+
+
+def voila_command(notebook, port: int, token: str, folder) -> list[str]:
+    """The Voila server of ``explore``: this Python's, on 127.0.0.1 only, with ``token``, on exactly
+    ``port`` (no other when it is taken: the printed address would be wrong), no tracebacks in the
+    page, the kernels' connection files in ``folder``, and the template ``OFFLINE_TEMPLATE`` (which
+    needs JUPYTER_PATH to hold the folder ``_offline_template`` wrote in). Voila, unlike JupyterLab,
+    runs as root without an --allow-root."""
+    return [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.port_retries=0",
+            "--Voila.ip=127.0.0.1", f"--token={token}", "--show_tracebacks=False", f"--template={OFFLINE_TEMPLATE}",
+            f"--Voila.connection_dir_root={folder}"]
+
+
+def explore(port: int = 8866, browser: bool = True, notebook: str | None = None) -> int:
+    """``python -m lecturekit explore``: serve the explorer with Voila until Ctrl-C. The exit status
+    (2 for a bad argument or a missing Voila, else Voila's own)."""
+    if not _voila_installed():
+        print(VOILA_HINT, file=sys.stderr)
+        return 2
+    if notebook is not None and not Path(notebook).is_file():
+        print(f"no notebook {notebook}", file=sys.stderr)
+        return 2
+    if not 0 < port < 65536:
+        print(f"--port must be between 1 and 65535, not {port}", file=sys.stderr)
+        return 2
+    if not _port_free(port):
+        print(f"port {port} on 127.0.0.1 is in use (another explorer or Jupyter?); choose another with --port",
+              file=sys.stderr)
+        return 2
+    token = secrets.token_hex(16)
+    url = f"http://127.0.0.1:{port}/?token={token}"
+    with tempfile.TemporaryDirectory(prefix="lecturekit-explorer-") as tmp:
+        if notebook is None:
+            import nbformat
+            from . import explorer
+            notebook = Path(tmp) / "explorer.ipynb"
+            nbformat.write(explorer.app_notebook(), notebook)
+        data = _offline_template(Path(tmp) / "jupyter")
+        env = {**os.environ, "JUPYTER_PATH": os.pathsep.join(p for p in (str(data), os.environ.get("JUPYTER_PATH")) if p)}
+        print(f"The explorer, served by Voila (Ctrl-C stops it):\n    {url}", flush=True)
+        server = subprocess.Popen(voila_command(Path(notebook).resolve(), port, token, tmp), env=env)
+        with _sigterm_as_interrupt():
+            try:
+                if browser and _answers(port, server):
+                    webbrowser.open(url)
+                return server.wait()
+            except KeyboardInterrupt:                   # Voila had the terminal's SIGINT too: it stops its kernels
+                _stop(server)
+                print("stopped", file=sys.stderr)
+                return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (kill, a test's terminate()) stops the server as Ctrl-C does, rather than leaving Voila
+    and its kernel running and the temporary folder behind."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        before = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:                                  # not the main thread: leave SIGTERM as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _answers(port: int, server: subprocess.Popen, timeout: float = 120) -> bool:
+    """Whether the server answers on ``port`` before it exits or ``timeout`` s pass. It is asked for a
+    static folder, not the page: each request of the page starts a kernel."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/static/", timeout=2).close()
+            return True
+        except urllib.error.HTTPError:                  # a 403 or 404 is an answer all the same
+            return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """Let Voila finish its own shutdown after Ctrl-C; SIGTERM it (which it handles as Ctrl-C: it stops its
+    kernels) where only we had the signal, or where it ignores SIGINT (started in the background); then kill."""
+    for sig, wait in ((None, 3), (signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        if sig is not None:
+            try:
+                server.send_signal(sig)
+            except ProcessLookupError:
+                return
+        try:
+            server.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:                       # a second Ctrl-C: stop at once
+            server.kill()
+            server.wait()
+            return
 
 
 if __name__ == "__main__":

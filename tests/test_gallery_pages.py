@@ -27,7 +27,8 @@ FIGURES = {"00_tour": 4, "01_first_layer_filters": 5, "02_intermediate_layers": 
            "04_max_activating_patches": 3, "05_occlusion": 3, "06_saliency": 5, "07_guided_backprop": 3,
            "08_cam_gradcam": 4, "09_sanity_checks": 4, "10_class_visualization": 7, "11_fooling_images": 3,
            "12_deepdream": 2, "13_feature_inversion": 1, "14_texture_synthesis": 4, "15_style_transfer": 6,
-           "16_fast_style_transfer": 4, "17_vit_attention": 5, "18_data_augmentation": 4}
+           "16_fast_style_transfer": 4, "17_vit_attention": 5, "18_data_augmentation": 4,
+           "19_explorer": 4}
 SUBSET = ["01_first_layer_filters", "05_occlusion", "13_feature_inversion", "17_vit_attention"]
 STARTUP = """
 import json, os

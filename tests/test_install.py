@@ -78,7 +78,8 @@ tiny = vit.load("tiny")
 cin, meta = faststyle.load()
 auto = lk.zoo.load()                      # EfficientNet-Lite0, its weights from their own installed package
 coffee = auto.predict(lk.images.load("coffee", size=224), k=1)[0][0]
-print(json.dumps({"data": str(lk.config.DATA_DIR), "source": lk.config.DATA_SOURCE, "acc": acc,
+app = lk.explorer.Explorer(image="coffee", panels=("saliency", "grad_cam")).wait()   # the explorer, offline
+print(json.dumps({"explorer": [app.choice.model, app.top5()[0][0], sorted(app._shown), app.errors],"data": str(lk.config.DATA_DIR), "source": lk.config.DATA_SOURCE, "acc": acc,
                   "vit": tiny.name, "styles": cin.n_styles, "module": lk.__file__, "auto": auto.name,
                   "coffee": coffee}))
 """
@@ -86,6 +87,7 @@ print(json.dumps({"data": str(lk.config.DATA_DIR), "source": lk.config.DATA_SOUR
     assert result["source"] == "the installed package" and result["data"].startswith(str(base / "env"))
     assert result["acc"] > 0.85 and result["vit"] == "vit_tiny" and result["styles"] == 2
     assert result["auto"] == "efficientnet_lite0" and result["coffee"] == "espresso"
+    assert result["explorer"] == ["efficientnet_lite0", "espresso", ["grad_cam", "saliency"], {}]
     info = _run([python, "-m", "lecturekit", "info"], cwd=elsewhere, env=env)
     assert "from the installed package" in info
     # the gallery, given a notebooks folder (the wheel carries no notebooks)
