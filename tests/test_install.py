@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import sys
 import sysconfig
 from pathlib import Path
@@ -88,6 +89,7 @@ print(json.dumps({"explorer": [app.choice.model, app.top5()[0][0], sorted(app._s
     assert result["acc"] > 0.85 and result["vit"] == "vit_tiny" and result["styles"] == 2
     assert result["auto"] == "efficientnet_lite0" and result["coffee"] == "espresso"
     assert result["explorer"] == ["efficientnet_lite0", "espresso", ["grad_cam", "saliency"], {}]
+    _explore_answers(python, elsewhere, env)
     info = _run([python, "-m", "lecturekit", "info"], cwd=elsewhere, env=env)
     assert "from the installed package" in info
     # the gallery, given a notebooks folder (the wheel carries no notebooks)
@@ -101,6 +103,38 @@ print(json.dumps({"explorer": [app.choice.model, app.top5()[0][0], sorted(app._s
     bad = subprocess.run([str(python), "-c", "import lecturekit as lk; lk.zoo.load('teaching')"], cwd=elsewhere,
                          env={**env, "LECTUREKIT_DATA": str(elsewhere)}, capture_output=True, text=True)
     assert bad.returncode != 0 and "teaching_fmnist.pt is missing" in bad.stderr and "LECTUREKIT_DATA" in bad.stderr
+
+
+def _explore_answers(python, cwd, env):
+    """``python -m lecturekit explore`` from the wheel: the address it prints serves the page; without
+    the token, the login page instead."""
+    import socket
+    import urllib.error
+    import urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(python), "-m", "lecturekit", "explore", "--no-browser", "--port", str(port)], cwd=cwd,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = next(line.strip() for line in server.stdout if "token=" in line)
+        assert url.startswith(f"http://127.0.0.1:{port}/?token=")
+        for _ in range(240):
+            try:
+                page = urllib.request.urlopen(url, timeout=300).read().decode()
+                break
+            except urllib.error.URLError:
+                time.sleep(0.5)
+        assert "lk.explorer.Explorer()" in page or "The explorer" in page
+        import http.client
+        anonymous = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        anonymous.request("GET", "/?token=wrong")
+        answer = anonymous.getresponse()
+        assert answer.status == 302 and "/login" in answer.getheader("Location")     # no token, no page
+        anonymous.close()
+    finally:
+        server.terminate()
+        assert server.wait(60) == 0
 
 
 def test_binder_installs_every_runtime_dependency():
