@@ -67,8 +67,8 @@ run_colab_tests() {
   "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$WHEEL_DIR" .
   LECTUREKIT_COLAB_WHEEL=$(ls "$WHEEL_DIR"/lecturekit-*.whl) "$COLAB_VENV/bin/python" -m pytest -q -m colab \
     -p no:cacheprovider tests/colab
-  echo "== the widget tests with Colab's ipywidgets 7"
-  "$COLAB_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_widgets.py
+  echo "== the widget tests and the explorer's with Colab's ipywidgets 7"
+  "$COLAB_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/test_widgets.py tests/test_explorer.py
 }
 
 run_tests() {

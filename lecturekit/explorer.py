@@ -116,7 +116,7 @@ def app_notebook() -> dict:
 # ---------------------------------------------------------------- the figures, one function per kind
 
 def _sizes() -> dict:
-    return {"samples": config.pick(24, 4), "steps": config.pick(32, 8), "ascent_steps": config.pick(48, 6),
+    return {"samples": config.pick(16, 4), "steps": config.pick(16, 8), "ascent_steps": config.pick(48, 6),
             "ascent_size": config.pick(128, 64), "batch": 8}
 
 
@@ -141,7 +141,7 @@ def _attribution_figure(app, panel, job):
     elif panel == "occlusion":
         size = x.shape[-1]
         patch = max(2, size // config.pick(8, 4))
-        stride = max(1, patch // 2)
+        stride = max(1, patch * 3 // 4)
         places = len(range(0, size - patch + 1, stride)) + 1
         kw.update(patch=patch, stride=stride, fill=b.blank, batch_size=16, progress=False)
         job.total = 1 + math.ceil(places * places / 16)

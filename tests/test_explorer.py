@@ -25,7 +25,7 @@ def _png(mode="RGB", size=(60, 40), fmt="PNG") -> bytes:
     channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
     arr = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(arr[..., 0] if mode == "L" else arr, mode).save(buf, fmt)
+    Image.fromarray(arr[..., 0] if mode == "L" else arr).save(buf, fmt)          # the mode follows the shape
     return buf.getvalue()
 
 
@@ -189,6 +189,8 @@ def test_bad_choices_say_what_is_allowed(app):
 
 def test_the_default_model_is_the_real_imagenet_one(monkeypatch):
     monkeypatch.delenv("LECTUREKIT_MODEL", raising=False)
+    if not lk.zoo.available("efficientnet_lite0"):
+        pytest.skip("EfficientNet-Lite0's weights package is not installed here")
     app = Explorer(panels=("saliency",))
     try:
         app.wait()
