@@ -74,12 +74,13 @@ _DRAWING = threading.RLock()      # pyplot is not thread-safe: the lanes make an
 
 @dataclass(frozen=True)
 class Choice:
-    """What the user picked. ``target`` None: the image's top class; ``layer`` None: the model's last stage."""
+    """What the user picked. ``target`` None: the image's top class; ``layer`` None: the model's last
+    stage; ``channel`` None: the layer's most active channel on the image."""
     model: str
     image: str
     target: int | None = None
     layer: str | None = None
-    channel: int = 0
+    channel: int | None = None
     randomise: int = 1
     panels: tuple[str, ...] = DEFAULT_PANELS
 
@@ -172,7 +173,7 @@ def _activations_plot(act, top, img, c):
     ax.set_title("image")
     ax.axis("off")
     ax = middle.add_subplot()
-    im = ax.imshow(act[c.channel].numpy(), cmap=plotting.MAGNITUDE_CMAP)
+    im = _map_panel(act[c.channel]).draw(ax)
     ax.set_title(f"channel {c.channel}")
     ax.axis("off")
     middle.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="activation")
@@ -191,30 +192,35 @@ def _activations_plot(act, top, img, c):
     return fig
 
 
+def _map_panel(a: torch.Tensor) -> plotting.Panel:
+    """An activation map in the plotting convention: diverging and white at 0 where it has negative
+    values (a layer without a ReLU), else a magnitude from 0."""
+    return plotting.signed(a) if a.min() < 0 else plotting.magnitude(a, percentile=100.0)
+
+
 def _unit_figure(app, panel, job):
-    """Gradient ascent on the channel's mean activation from faint noise, beside where the channel
-    fires on the image."""
+    """Gradient ascent on the channel's mean activation, the image parameterised by a decorrelated
+    Fourier spectrum (Olah et al. 2017) with jitter and scaling, beside where the channel fires on
+    the image."""
     c, s, b = job.choice, _sizes(), job.bundle
     size = s["ascent_size"] if b.input_size >= 64 else b.input_size
-    gen = torch.Generator().manual_seed(c.channel)
-    start = (0.5 + 0.02 * torch.randn(1, 3, size, size, generator=gen)).clamp(0, 1)
     job.total = s["ascent_steps"]
-    r = ascent.ascend(job.model, ascent.channel(c.layer, c.channel), ascent.Pixels(start), b.preprocess,
-                      steps=s["ascent_steps"], lr=0.05, transforms=[ascent.jitter(max(1, size // 32))],
-                      post=[ascent.blur_every(4, 0.5), ascent.clamp()], progress=False)
+    param = ascent.Fourier(1, size, size, generator=torch.Generator().manual_seed(c.channel))
+    r = ascent.ascend(job.model, ascent.channel(c.layer, c.channel), param, b.preprocess, steps=s["ascent_steps"],
+                      lr=0.03, transforms=[ascent.jitter(max(1, size // 32)), ascent.random_scale()], progress=False)
     with torch.no_grad():
         act = hooks.activations(job.model, job.x, c.layer)[c.layer][0, c.channel].float().cpu()
-    moved = (r.image - start).abs().max().item()
+    moved = abs(r.history[-1] - r.history[0]) > 1e-6
     with _DRAWING:
         return _unit_plot(r, act, moved, job.img, c)
 
 
 def _unit_plot(r, act, moved, img, c):
     fig, axes = plt.subplots(1, 3, figsize=(7.8, 2.6))
-    plotting.show(axes[0], r.image, f"what {c.layer}:{c.channel} wants" if moved > 1e-3
-                  else "no gradient here (saturated)")
+    plotting.show(axes[0], r.image, f"what {c.layer}:{c.channel} wants" if moved
+                  else "no gradient: try another channel")
     plotting.show(axes[1], img, "image")
-    im = axes[2].imshow(act.numpy(), cmap=plotting.MAGNITUDE_CMAP)
+    im = _map_panel(act).draw(axes[2])
     axes[2].set_title("where it fires", fontsize=9)
     axes[2].axis("off")
     fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.04)
@@ -310,6 +316,7 @@ class Explorer:
         self._layers: dict[str, dict[str, int]] = {}          # model -> {layer: channels}, shallow to deep
         self._copies: dict[tuple[str, str], nn.Module] = {}   # (lane, model) -> the lane's copy
         self._predictions: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        self._top_channel: dict[tuple[str, str, str], int] = {}     # (model, image, layer) -> channel
         self._cache: dict[tuple, bytes] = {}
         self._shown: dict[str, tuple] = {}                    # panel -> the key of the figure it shows
         self._failed: dict[str, tuple[tuple, str]] = {}       # panel -> (key, message)
@@ -370,11 +377,14 @@ class Explorer:
         return self
 
     def _update(self, **changes) -> None:
-        """The one place the choice changes: a new model resets class and layer; a new image the class."""
+        """The one place the choice changes: a new model resets class, layer and channel; a new image the
+        class; a new layer the channel (channel numbers mean nothing across layers)."""
         with self._cond:
             new = replace(self.choice, **changes)
             if new.model != self.choice.model:
-                new = replace(new, target=changes.get("target"), layer=changes.get("layer"), channel=0)
+                new = replace(new, target=changes.get("target"), layer=changes.get("layer"), channel=changes.get("channel"))
+            if new.layer != self.choice.layer and "channel" not in changes:
+                new = replace(new, channel=None)
             if new.image != self.choice.image and "target" not in changes:
                 new = replace(new, target=None)
             if new.layer is not None and new.model in self._layers and new.layer not in self._layers[new.model]:
@@ -384,15 +394,16 @@ class Explorer:
         self._sync_widgets()
 
     def resolved(self, choice: Choice | None = None) -> Choice | None:
-        """``choice`` with the top class and the default layer filled in; None while the model or the
-        image's predictions are not ready."""
+        """``choice`` with the top class, the default layer and the most active channel filled in; None
+        while the model or the image's predictions are not ready (the channel stays None until that
+        channel is known)."""
         c = choice or self.choice
         preds = self._predictions.get((c.model, c.image))
         if c.model not in self._layers or preds is None:
             return None
         layers = self._layers[c.model]
         layer = c.layer if c.layer in layers else self._default_layer(c.model)
-        channel = min(c.channel, layers[layer] - 1)
+        channel = self._top_channel.get((c.model, c.image, layer)) if c.channel is None else min(c.channel, layers[layer] - 1)
         return replace(c, target=preds[0][0] if c.target is None else c.target, layer=layer, channel=channel)
 
     def _default_layer(self, model: str) -> str:
@@ -402,7 +413,9 @@ class Explorer:
     def wanted(self, panel: str) -> tuple | None:
         """The key of the figure ``panel`` should show now (None: hidden, or waiting for the model)."""
         c = self.resolved()
-        return key(panel, c) if c is not None and panel in c.panels else None
+        if c is None or panel not in c.panels or (c.channel is None and "channel" in PANELS[panel].needs):
+            return None
+        return key(panel, c)
 
     def stale(self) -> list[str]:
         """The visible panels whose figure is not the wanted one yet."""
@@ -524,7 +537,11 @@ class Explorer:
         r = self.resolved(c)
         if r is None:
             return None
+        if r.channel is None and any("channel" in PANELS[p].needs for p in r.panels):
+            return (lambda: self._find_top_channel(r)) if lane == "quick" else None
         for panel in r.panels:
+            if r.channel is None and "channel" in PANELS[panel].needs:
+                continue
             k = key(panel, r)
             if PANELS[panel].lane != lane or self._shown.get(panel) == k or self._failed.get(panel, (None,))[0] == k:
                 continue
@@ -585,6 +602,16 @@ class Explorer:
         top = probs.topk(min(5, len(b.classes)))
         with self._cond:
             self._predictions[model, image] = list(zip(top.indices.tolist(), top.values.tolist()))
+            self._cond.notify_all()
+        self._sync_widgets()
+
+    def _find_top_channel(self, r: Choice) -> None:
+        """The channel of ``r.layer`` with the largest mean activation on the image."""
+        _, x = self._input(r)
+        with torch.no_grad():
+            act = hooks.activations(self._model_copy("quick", r.model), x, r.layer)[r.layer][0]
+        with self._cond:
+            self._top_channel[r.model, r.image, r.layer] = int(act.flatten(1).mean(1).argmax())
             self._cond.notify_all()
         self._sync_widgets()
 
@@ -752,7 +779,8 @@ class Explorer:
                 if r is not None:
                     w["layer"].value = r.layer
                     w["channel"].max = self._layers[c.model][r.layer] - 1
-                    w["channel"].value = r.channel
+                    if r.channel is not None:
+                        w["channel"].value = r.channel
                     w["randomise"].max = len(sanity.weight_layers(b.model))
                     w["randomise"].value = min(c.randomise, w["randomise"].max)
                     preds = self._predictions[c.model, c.image]

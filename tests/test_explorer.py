@@ -199,3 +199,14 @@ def test_the_default_model_is_the_real_imagenet_one(monkeypatch):
         assert not app.errors
     finally:
         app.close()
+
+
+def test_the_channel_opens_at_the_most_active_one_of_each_layer(app):
+    app.choose(panels=("activations",)).wait()
+    x = app.bundle.preprocess(lk.images.square(lk.images.load("chelsea"), app.bundle.input_size))
+    for layer in ("relu4", "relu2"):
+        app.choose(layer=layer).wait()
+        act = lk.hooks.activations(app.bundle.model, x, layer)[layer][0]
+        assert app.resolved().channel == int(act.flatten(1).mean(1).argmax()) == app.w["channel"].value
+    app.choose(channel=5).wait()
+    assert app.resolved().channel == 5 and app._shown["activations"][-1] == 5
