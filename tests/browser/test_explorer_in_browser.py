@@ -29,7 +29,6 @@ import pytest
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("LECTUREKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOT_COPY = Path("/tmp/explorer_page.png")       # a copy of the final screenshot, to look at
 
 
 def _free_port() -> int:
@@ -258,7 +257,6 @@ def test_the_explorer_page(explorer, browser, tmp_path):
     finally:
         page.set_viewport_size({"width": 1400, "height": 3200})   # Voila's page scrolls inside: show it all
         time.sleep(1)
-        page.screenshot(path=str(tmp_path / "explorer.png"))
-        shutil.copy(tmp_path / "explorer.png", SCREENSHOT_COPY)
+        page.screenshot(path=str(tmp_path / "explorer.png"))          # the page at the end, for a failed run
         page.close()
         print("timings (s):", {k: round(v, 1) for k, v in timings.items()})
