@@ -383,6 +383,7 @@ class Explorer:
             new = replace(self.choice, **changes)
             if new.model != self.choice.model:
                 new = replace(new, target=changes.get("target"), layer=changes.get("layer"), channel=changes.get("channel"))
+                self._loading_error = None           # another model: an earlier one's failure no longer stops waits
             if new.layer != self.choice.layer and "channel" not in changes:
                 new = replace(new, channel=None)
             if new.image != self.choice.image and "target" not in changes:
@@ -438,8 +439,7 @@ class Explorer:
         while label in self._images:                         # a second file of the same name
             label, n = f"upload: {name} ({n})", n + 1
         self._images[label] = img
-        kind = {1: "grayscale"}.get(img.shape[1], "")
-        self._say(f"'{html.escape(name)}' taken: {img.shape[-1]}x{img.shape[-2]} px{', ' + kind if kind else ''}.")
+        self._say(f"'{html.escape(name)}' taken: {img.shape[-1]}x{img.shape[-2]} px.")
         self._local.syncing = True
         try:
             self.w["image"].options = list(self._images)

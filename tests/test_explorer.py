@@ -210,3 +210,20 @@ def test_the_channel_opens_at_the_most_active_one_of_each_layer(app):
         assert app.resolved().channel == int(act.flatten(1).mean(1).argmax()) == app.w["channel"].value
     app.choose(channel=5).wait()
     assert app.resolved().channel == 5 and app._shown["activations"][-1] == 5
+
+
+def test_a_model_that_fails_to_load_is_said_and_another_model_still_works(app, monkeypatch):
+    app.wait()
+    real = lk.zoo.load
+
+    def broken(name, *a, **kw):
+        if name == "efficientnet_lite0":
+            raise OSError("damaged weights file")
+        return real(name, *a, **kw)
+    monkeypatch.setattr(lk.zoo, "load", broken)
+    app.choose(model="efficientnet_lite0")
+    with pytest.raises(RuntimeError, match="damaged weights file"):
+        app.wait(60)
+    assert "damaged weights file" in app.message
+    app.choose(model="teaching").wait(60)                  # back to a model that loads: waits work again
+    assert not app.errors
